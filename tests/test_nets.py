@@ -1,0 +1,404 @@
+"""Tests of gmgan.nets: RRDBNet against BasicSR's published layout and spandrel's ESRGAN (the outside
+reference), the three checkpoint formats, safe loading, and the SRGAN critic."""
+from __future__ import annotations
+
+import math
+import pickle
+import re
+
+import pytest
+import torch
+import torch.nn as nn
+
+from gmgan.nets import (CheckpointError, Discriminator, RRDB, RRDBNet, ResidualDenseBlock,
+                        convert_state_dict, load_generator, save_generator)
+
+
+# ------------------------------------------------------------------------------------------------
+# Published key layouts, written out independently of gmgan.nets
+# ------------------------------------------------------------------------------------------------
+
+def basicsr_keys(num_block: int = 23, scale: int = 4) -> list[str]:
+    """BasicSR RRDBNet keys in registration order (basicsr/archs/rrdbnet_arch.py)."""
+    layers = ["conv_first"]
+    layers += [f"body.{n}.rdb{r}.conv{c}" for n in range(num_block) for r in (1, 2, 3) for c in range(1, 6)]
+    layers += ["conv_body", "conv_up1"] + (["conv_up2"] if scale == 4 else []) + ["conv_hr", "conv_last"]
+    return [f"{layer}.{p}" for layer in layers for p in ("weight", "bias")]
+
+
+def to_esrgan_key(key: str) -> str:
+    """BasicSR key -> original ESRGAN key (xinntao/ESRGAN RRDBNet_arch.py)."""
+    layer, param = key.rsplit(".", 1)
+    m = re.fullmatch(r"body\.(\d+)\.rdb(\d)\.conv(\d)", layer)
+    if m:
+        layer = f"RRDB_trunk.{m[1]}.RDB{m[2]}.conv{m[3]}"
+    else:
+        layer = {"conv_body": "trunk_conv", "conv_up1": "upconv1", "conv_up2": "upconv2",
+                 "conv_hr": "HRconv"}.get(layer, layer)
+    return f"{layer}.{param}"
+
+
+def to_old_key(key: str, num_block: int, scale: int) -> str:
+    """BasicSR key -> old-arch ESRGAN key (model.0 / model.1.sub.N.RDBk.convj.0 / model.3 ...)."""
+    layer, param = key.rsplit(".", 1)
+    m = re.fullmatch(r"body\.(\d+)\.rdb(\d)\.conv(\d)", layer)
+    if m:
+        return f"model.1.sub.{m[1]}.RDB{m[2]}.conv{m[3]}.0.{param}"
+    tail = ({"conv_up1": 3, "conv_up2": 6, "conv_hr": 8, "conv_last": 10} if scale == 4 else
+            {"conv_up1": 3, "conv_hr": 5, "conv_last": 7})
+    if layer == "conv_first":
+        return f"model.0.{param}"
+    if layer == "conv_body":
+        return f"model.1.sub.{num_block}.{param}"
+    return f"model.{tail[layer]}.{param}"
+
+
+def renamed(sd: dict, fmt: str, num_block: int, scale: int) -> dict:
+    if fmt == "basicsr":
+        return dict(sd)
+    if fmt == "esrgan":
+        return {to_esrgan_key(k): v for k, v in sd.items()}
+    return {to_old_key(k, num_block, scale): v for k, v in sd.items()}
+
+
+def random_model(seed: int = 0, **kwargs) -> RRDBNet:
+    """A small RRDBNet whose every tensor (biases included) is random, so renaming errors show."""
+    torch.manual_seed(seed)
+    model = RRDBNet(**kwargs).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p) * 0.05)
+    return model
+
+
+SMALL = dict(num_feat=16, num_block=2, num_grow=8)
+
+
+@pytest.fixture(scope="module")
+def default_model() -> RRDBNet:
+    torch.manual_seed(0)
+    return RRDBNet()
+
+
+@pytest.fixture
+def lr_image() -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.rand(2, 3, 12, 10)
+
+
+# ------------------------------------------------------------------------------------------------
+# RRDBNet
+# ------------------------------------------------------------------------------------------------
+
+def test_default_parameter_count(default_model):
+    assert sum(p.numel() for p in default_model.parameters()) == 16_697_987
+
+
+def test_state_dict_keys_are_basicsr(default_model):
+    assert list(default_model.state_dict()) == basicsr_keys(23, 4)
+    assert list(RRDBNet(num_block=3, scale=2).state_dict()) == basicsr_keys(3, 2)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_output_shape(scale, lr_image):
+    model = RRDBNet(scale=scale, **SMALL)
+    out = model(lr_image)
+    assert out.shape == (2, 3, 12 * scale, 10 * scale) and out.dtype == torch.float32
+
+
+def test_other_channels_and_bad_arguments():
+    assert RRDBNet(in_channels=1, out_channels=2, **SMALL)(torch.rand(1, 1, 5, 6)).shape == (1, 2, 20, 24)
+    for bad in (1, 3, 8):
+        with pytest.raises(ValueError, match="scale"):
+            RRDBNet(scale=bad)
+    with pytest.raises(ValueError, match="expects"):
+        RRDBNet(**SMALL)(torch.rand(1, 4, 8, 8))
+
+
+def test_scaled_kaiming_init(default_model):
+    body = default_model.body
+    for conv in (body[0].rdb1.conv1, body[5].rdb2.conv3, body[22].rdb3.conv5):
+        fan_in = conv.weight[0].numel()
+        expected_std = 0.1 * math.sqrt(2.0 / fan_in)  # He-normal (gain sqrt 2) times 0.1
+        assert conv.weight.std().item() == pytest.approx(expected_std, rel=0.05)
+        assert conv.weight.mean().abs().item() < 0.1 * expected_std
+        assert torch.count_nonzero(conv.bias) == 0
+    # Convs outside the dense blocks keep PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    conv = default_model.conv_body
+    assert conv.weight.std().item() == pytest.approx(1 / math.sqrt(3 * conv.weight[0].numel()), rel=0.05)
+
+
+def test_residual_scaling_closed_form():
+    """With conv5's weights zeroed and bias c, an RDB returns x + 0.2 c; an RRDB of three such
+    blocks returns x + 0.2 (x + 0.6 c) = 1.2 x + 0.12 c."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 5, 5)
+    c = torch.randn(8)
+    rdb = ResidualDenseBlock(8, 4)
+    rrdb = RRDB(8, 4)
+    with torch.no_grad():
+        for block in (rdb, rrdb.rdb1, rrdb.rdb2, rrdb.rdb3):
+            block.conv5.weight.zero_()
+            block.conv5.bias.copy_(c)
+        torch.testing.assert_close(rdb(x), x + 0.2 * c.view(1, -1, 1, 1))
+        torch.testing.assert_close(rrdb(x), 1.2 * x + 0.12 * c.view(1, -1, 1, 1))
+
+
+def test_channels_last_and_autocast(lr_image):
+    model = random_model(**SMALL)
+    with torch.no_grad():
+        ref = model(lr_image)
+        model_cl = random_model(**SMALL).to(memory_format=torch.channels_last)
+        out_cl = model_cl(lr_image.contiguous(memory_format=torch.channels_last))
+        torch.testing.assert_close(out_cl, ref, rtol=1e-5, atol=1e-5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out_bf = model_cl(lr_image.contiguous(memory_format=torch.channels_last))
+    assert out_bf.shape == ref.shape and torch.isfinite(out_bf).all()
+    assert (out_bf.float() - ref).abs().max() < 0.05 * ref.abs().max()
+
+
+def test_backward_runs():
+    model = RRDBNet(**SMALL)
+    x = torch.rand(1, 3, 6, 6, requires_grad=True)
+    model(x).square().mean().backward()
+    assert x.grad is not None and all(p.grad is not None for p in model.parameters())
+
+
+# ------------------------------------------------------------------------------------------------
+# Checkpoint formats
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("fmt", ["basicsr", "esrgan", "old"])
+def test_formats_round_trip(fmt, scale, lr_image):
+    src = random_model(scale=scale, in_channels=3, out_channels=3, num_feat=16, num_block=3, num_grow=8)
+    sd = renamed(src.state_dict(), fmt, num_block=3, scale=scale)
+    kept = {"basicsr": set(sd), "esrgan": {f"conv_{a}.{b}" for a in ("first", "last") for b in ("weight", "bias")},
+            "old": set()}[fmt]
+    assert set(sd) & set(src.state_dict()) == kept  # the test really renamed the keys it should
+    converted = convert_state_dict(sd)
+    assert list(converted) == basicsr_keys(3, scale)
+    model = load_generator(sd)
+    assert model.config == {"in_channels": 3, "out_channels": 3, "num_feat": 16, "num_block": 3,
+                            "num_grow": 8, "scale": scale}
+    with torch.no_grad():
+        assert torch.equal(model(lr_image), src(lr_image))
+
+
+def test_wrappers_and_module_prefix(lr_image):
+    ema, plain = random_model(seed=1, **SMALL), random_model(seed=2, **SMALL)
+    with torch.no_grad():
+        want_ema, want_plain = ema(lr_image), plain(lr_image)
+    both = {"params": plain.state_dict(), "params_ema": ema.state_dict()}
+    only = {"params": {f"module.{to_esrgan_key(k)}": v for k, v in plain.state_dict().items()}}
+    with torch.no_grad():
+        assert torch.equal(load_generator(both)(lr_image), want_ema)  # EMA preferred
+        assert torch.equal(load_generator(only)(lr_image), want_plain)
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".pt", ".safetensors"])
+@pytest.mark.parametrize("fmt", ["basicsr", "old"])
+def test_files(tmp_path, suffix, fmt, lr_image):
+    from safetensors.torch import save_file
+
+    src = random_model(**SMALL)
+    sd = renamed(src.state_dict(), fmt, num_block=SMALL["num_block"], scale=4)
+    path = tmp_path / f"generator{suffix}"
+    if suffix == ".safetensors":
+        save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+    else:
+        torch.save({"params_ema": sd} if fmt == "basicsr" else sd, path)
+    model = load_generator(path, scale=4)
+    with torch.no_grad():
+        assert torch.equal(model(lr_image), src(lr_image))
+
+
+def test_save_generator_metadata_round_trip(tmp_path, lr_image):
+    from safetensors import safe_open
+
+    src = random_model(scale=2, **SMALL).to(memory_format=torch.channels_last)
+    path = save_generator(src, tmp_path / "g.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        assert set(f.keys()) == set(basicsr_keys(SMALL["num_block"], 2))
+    assert meta["format"] == "gmgan.RRDBNet"
+    assert {k: meta[k] for k in ("num_feat", "num_block", "num_grow", "scale")} == {
+        "num_feat": "16", "num_block": "2", "num_grow": "8", "scale": "2"}
+    model = load_generator(str(path))
+    assert model.config == src.config
+    with torch.no_grad():
+        assert torch.equal(model(lr_image), src(lr_image))
+    with pytest.raises(ValueError, match="safetensors"):
+        save_generator(src, tmp_path / "g.pth")
+
+
+def test_metadata_disagreeing_with_tensors(tmp_path):
+    from safetensors.torch import save_file
+
+    sd = random_model(**SMALL).state_dict()
+    path = tmp_path / "lying.safetensors"
+    save_file(sd, str(path), metadata={"num_block": "23"})
+    with pytest.raises(CheckpointError, match="num_block"):
+        load_generator(path)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("fmt", ["esrgan", "old"])
+def test_matches_spandrel(fmt, scale, lr_image):
+    """Outside reference: spandrel's ESRGAN implementation fed the same weights (growth fixed at 32)."""
+    spandrel = pytest.importorskip("spandrel")
+    src = random_model(seed=3, num_feat=32, num_block=2, num_grow=32, scale=scale)
+    sd = renamed(src.state_dict(), fmt, num_block=2, scale=scale)
+    desc = spandrel.ModelLoader().load_from_state_dict(sd)
+    assert desc.architecture.id == "ESRGAN" and desc.scale == scale
+    ours = load_generator(sd)
+    with torch.no_grad():
+        ref = desc.model.eval()(lr_image)
+        out = ours(lr_image)
+    assert out.shape == ref.shape == (2, 3, 12 * scale, 10 * scale)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+    assert ref.std() > 0.01  # a non-trivial output, so the comparison means something
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad checkpoints
+# ------------------------------------------------------------------------------------------------
+
+class _Payload:
+    """Unpickling this runs code that creates a file: what a malicious checkpoint would do."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.target!r}, 'w').write('pwned')",))
+
+
+def test_payload_is_live(tmp_path):
+    """Control: an unrestricted unpickler really does run the payload (so the next test can fail)."""
+    target = tmp_path / "control"
+    pickle.loads(pickle.dumps(_Payload(target)))
+    assert target.exists()
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
+def test_malicious_pickle_refused(tmp_path, writer):
+    target = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    obj = {"conv_first.weight": torch.zeros(1), "x": _Payload(target)}
+    if writer == "torch.save":
+        torch.save(obj, path)
+    else:
+        path.write_bytes(pickle.dumps(obj, protocol=2))
+    with pytest.raises(CheckpointError, match="refusing") as info:
+        load_generator(path)
+    assert str(path) in str(info.value)
+    assert not target.exists()
+
+
+def test_not_a_checkpoint(tmp_path):
+    for name, data in (("text.pth", b"hello, I am not a checkpoint"), ("empty.pt", b""),
+                       ("junk.safetensors", b"\x00\x01junk")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(CheckpointError) as info:
+            load_generator(path)
+        assert str(path) in str(info.value)
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        load_generator(tmp_path / "nope.pth")
+    path = tmp_path / "tensor.pth"
+    torch.save(torch.zeros(3), path)
+    with pytest.raises(CheckpointError, match="not a state dict"):
+        load_generator(path)
+
+
+def test_other_architecture_lists_keys():
+    sd = Discriminator(num_feat=8, input_size=16).state_dict()
+    with pytest.raises(CheckpointError) as info:
+        load_generator(sd)
+    msg = str(info.value)
+    assert "missing keys: conv_first.weight" in msg
+    assert "unexpected keys: features.0.weight" in msg
+
+
+def test_missing_key_strict_and_not_strict(lr_image):
+    sd = random_model(**SMALL).state_dict()
+    del sd["conv_hr.bias"]
+    with pytest.raises(CheckpointError, match=r"missing keys: conv_hr\.bias"):
+        load_generator(sd)
+    assert load_generator(sd, strict=False)(lr_image).shape == (2, 3, 48, 40)
+    sd["conv_hr.weight"] = torch.zeros(16, 16, 1, 1)
+    with pytest.raises(CheckpointError, match="shape mismatches: conv_hr.weight"):
+        load_generator(sd, strict=False)
+
+
+def test_wrong_scale():
+    sd = random_model(**SMALL).state_dict()
+    with pytest.raises(CheckpointError, match="checkpoint is x4, you asked for x2"):
+        load_generator(sd, scale=2)
+    old2 = renamed(random_model(scale=2, **SMALL).state_dict(), "old", SMALL["num_block"], 2)
+    with pytest.raises(CheckpointError, match="checkpoint is x2, you asked for x4"):
+        load_generator(old2, scale=4)
+
+
+# ------------------------------------------------------------------------------------------------
+# Discriminator
+# ------------------------------------------------------------------------------------------------
+
+def test_discriminator_shapes():
+    d = Discriminator()
+    assert d(torch.rand(2, 3, 128, 128)).shape == (2, 1)
+    convs = [m for m in d.features if isinstance(m, nn.Conv2d)]
+    assert [tuple(c.weight.shape) for c in convs] == [
+        (64, 3, 3, 3), (64, 64, 3, 3), (128, 64, 3, 3), (128, 128, 3, 3),
+        (256, 128, 3, 3), (256, 256, 3, 3), (512, 256, 3, 3), (512, 512, 3, 3)]
+    assert [c.stride for c in convs] == [(s, s) for s in (1, 2, 1, 2, 1, 2, 1, 2)]
+    linears = [m for m in d.classifier if isinstance(m, nn.Linear)]
+    assert [tuple(lin.weight.shape) for lin in linears] == [(1024, 512 * 8 * 8), (1, 1024)]
+    assert not any(isinstance(m, (nn.Sigmoid, nn.BatchNorm2d, nn.GroupNorm)) for m in d.modules())
+    acts = [m for m in d.modules() if isinstance(m, nn.LeakyReLU)]
+    assert len(acts) == 9 and all(a.negative_slope == 0.2 for a in acts)
+    small = Discriminator(in_channels=1, num_feat=8, input_size=48)
+    assert small(torch.rand(3, 1, 48, 48)).shape == (3, 1)
+    assert small.classifier[0].in_features == 64 * 3 * 3
+
+
+def test_discriminator_norms_and_errors():
+    with pytest.warns(UserWarning, match="batch norm"):
+        d = Discriminator(num_feat=8, input_size=32, norm="batch")
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in d.modules()) == 7
+    d = Discriminator(num_feat=8, input_size=32, norm="layer")
+    assert sum(isinstance(m, nn.GroupNorm) and m.num_groups == 1 for m in d.modules()) == 7
+    with pytest.raises(ValueError, match="norm"):
+        Discriminator(norm="instance")
+    with pytest.raises(ValueError, match="multiple of 16"):
+        Discriminator(input_size=100)
+    with pytest.raises(ValueError, match="input_size=32"):
+        d(torch.rand(1, 3, 64, 64))
+
+
+@pytest.mark.parametrize("norm", ["none", "layer", "batch"])
+def test_discriminator_per_sample_gradients(norm):
+    """WGAN-GP penalises ||grad_x D(x_i)|| per sample; that needs D(x_i) to depend on x_i only."""
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning) if norm == "batch" else _no_warning():
+        d = Discriminator(num_feat=8, input_size=32, norm=norm).train()
+    x = torch.rand(3, 3, 32, 32, requires_grad=True)
+    (grad,) = torch.autograd.grad(d(x)[0, 0], x)
+    assert grad[0].abs().sum() > 0
+    if norm == "batch":
+        assert grad[1:].abs().sum() > 0  # batch statistics couple the samples
+    else:
+        assert torch.count_nonzero(grad[1:]) == 0
+
+
+class _no_warning:
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("error")
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
