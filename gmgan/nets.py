@@ -5,14 +5,17 @@
   ``state_dict()`` keys are exactly BasicSR's, so BasicSR / Real-ESRGAN tools read our weights.
 * :class:`Discriminator` - SRGAN's VGG-style critic (Ledig et al. 2017) without the final sigmoid,
   because GMGAN trains it as a WGAN-GP critic that outputs an unbounded score.
+* :func:`count_parameters` - parameters per part of a network (e.g. the RRDB trunk's share).
 * :func:`load_generator` / :func:`convert_state_dict` / :func:`save_generator` - read the public
   ESRGAN weights in all three published key layouts (BasicSR, original ESRGAN, "old arch"), from
   ``.pth`` / ``.pt`` (safe unpickling only) or ``.safetensors`` files, and write safetensors.
 
 Images are float NCHW tensors, RGB, nominally in [0, 1].
 """
+
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import re
@@ -41,18 +44,23 @@ class CheckpointError(ValueError):
 # Generator
 # ---------------------------------------------------------------------------------------------
 
+
 class ResidualDenseBlock(nn.Module):
     """Five densely connected 3x3 convs with a scaled residual: ``x + 0.2 * conv5([x, x1..x4])``.
 
     Each ``conv_i`` sees the block input concatenated with all earlier outputs, so its input has
-    ``num_feat + (i - 1) * num_grow`` channels; conv1..conv4 add ``num_grow`` channels each and conv5
-    maps back to ``num_feat``.
+    ``num_feat + (i - 1) * num_grow`` channels; conv1..conv4 add ``num_grow`` channels each and
+    conv5 maps back to ``num_feat``.
 
     Shapes: (N, num_feat, H, W) -> (N, num_feat, H, W).
+    ``residual_scale`` (default 0.2) is the factor on the residual branch.
     """
 
-    def __init__(self, num_feat: int = 64, num_grow: int = 32) -> None:
+    def __init__(
+        self, num_feat: int = 64, num_grow: int = 32, residual_scale: float = RESIDUAL_SCALE
+    ) -> None:
         super().__init__()
+        self.residual_scale = residual_scale
         self.conv1 = nn.Conv2d(num_feat, num_grow, 3, 1, 1)
         self.conv2 = nn.Conv2d(num_feat + num_grow, num_grow, 3, 1, 1)
         self.conv3 = nn.Conv2d(num_feat + 2 * num_grow, num_grow, 3, 1, 1)
@@ -72,31 +80,36 @@ class ResidualDenseBlock(nn.Module):
         x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
         x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
         x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))  # no activation on the residual branch
-        return x + RESIDUAL_SCALE * x5
+        return x + self.residual_scale * x5
 
 
 class RRDB(nn.Module):
-    """Residual in Residual Dense Block: three dense blocks in a row, wrapped in another scaled residual.
+    """Residual in Residual Dense Block: three dense blocks in a row inside another scaled residual.
 
     Shapes: (N, num_feat, H, W) -> (N, num_feat, H, W).
+    ``residual_scale`` (default 0.2) scales this block's residual and those of its dense blocks.
     """
 
-    def __init__(self, num_feat: int = 64, num_grow: int = 32) -> None:
+    def __init__(
+        self, num_feat: int = 64, num_grow: int = 32, residual_scale: float = RESIDUAL_SCALE
+    ) -> None:
         super().__init__()
-        self.rdb1 = ResidualDenseBlock(num_feat, num_grow)
-        self.rdb2 = ResidualDenseBlock(num_feat, num_grow)
-        self.rdb3 = ResidualDenseBlock(num_feat, num_grow)
+        self.residual_scale = residual_scale
+        self.rdb1 = ResidualDenseBlock(num_feat, num_grow, residual_scale)
+        self.rdb2 = ResidualDenseBlock(num_feat, num_grow, residual_scale)
+        self.rdb3 = ResidualDenseBlock(num_feat, num_grow, residual_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.rdb3(self.rdb2(self.rdb1(x)))
-        return x + RESIDUAL_SCALE * out
+        return x + self.residual_scale * out
 
 
 class RRDBNet(nn.Module):
     """ESRGAN's generator (BasicSR's ``RRDBNet`` layout and parameter names).
 
     conv_first -> body (num_block RRDBs) -> conv_body, plus a long skip from conv_first; then
-    per x2 step: nearest-neighbour x2 upsampling, conv, LeakyReLU; then conv_hr, LeakyReLU, conv_last.
+    per x2 step: nearest-neighbour x2 upsampling, conv, LeakyReLU; then conv_hr, LeakyReLU,
+    conv_last.
     No batch norm anywhere (it causes artefacts in SR GANs, ESRGAN Sec. 3.1).
 
     Args:
@@ -107,27 +120,51 @@ class RRDBNet(nn.Module):
         num_grow: growth channels of the dense blocks (32 in ESRGAN).
         scale: 4 (two x2 upsampling steps) or 2 (one step; key ``conv_up2`` is then absent).
             BasicSR's pixel-unshuffle trick for x2 / x1 (Real-ESRGAN x2plus) is not supported.
+        residual_scale: factor on every residual branch (0.2 in ESRGAN and in all published
+            weights). Other values are for experiments (e.g. 1.0 to see why ESRGAN scales); a
+            non-default value appears in :attr:`config` and in saved metadata.
 
     Forward: float (N, in_channels, H, W), nominally [0, 1] -> (N, out_channels, scale*H, scale*W),
     not clamped. Works with ``channels_last`` memory format and autocast.
     The default x4 model has 16,697,987 parameters.
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, num_feat: int = 64,
-                 num_block: int = 23, num_grow: int = 32, scale: int = 4) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        num_feat: int = 64,
+        num_block: int = 23,
+        num_grow: int = 32,
+        scale: int = 4,
+        residual_scale: float = RESIDUAL_SCALE,
+    ) -> None:
         super().__init__()
         if scale not in SUPPORTED_SCALES:
-            raise ValueError(f"RRDBNet supports scale 2 or 4 (nearest x2 upsampling once or twice), "
-                             f"got scale={scale!r}")
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("num_feat", num_feat), ("num_block", num_block), ("num_grow", num_grow)):
+            raise ValueError(
+                f"RRDBNet supports scale 2 or 4 (nearest x2 upsampling once or twice), "
+                f"got scale={scale!r}"
+            )
+        for name, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("num_feat", num_feat),
+            ("num_block", num_block),
+            ("num_grow", num_grow),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"RRDBNet: {name} must be a positive int, got {value!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.num_feat, self.num_block, self.num_grow, self.scale = num_feat, num_block, num_grow, scale
+        self.num_feat, self.num_block, self.num_grow = num_feat, num_block, num_grow
+        self.scale = scale
+        if not isinstance(residual_scale, (int, float)) or not math.isfinite(residual_scale):
+            raise ValueError(f"RRDBNet: residual_scale must be a finite number, got {residual_scale!r}")
+        self.residual_scale = float(residual_scale)
 
         self.conv_first = nn.Conv2d(in_channels, num_feat, 3, 1, 1)
-        self.body = nn.Sequential(*[RRDB(num_feat, num_grow) for _ in range(num_block)])
+        self.body = nn.Sequential(
+            *[RRDB(num_feat, num_grow, self.residual_scale) for _ in range(num_block)]
+        )
         self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.conv_up1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         if scale == 4:
@@ -137,16 +174,29 @@ class RRDBNet(nn.Module):
         self.lrelu = nn.LeakyReLU(LRELU_SLOPE, inplace=True)
 
     @property
-    def config(self) -> dict[str, int]:
-        """The constructor arguments, e.g. ``RRDBNet(**model.config)`` builds the same architecture."""
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "num_feat": self.num_feat, "num_block": self.num_block,
-                "num_grow": self.num_grow, "scale": self.scale}
+    def config(self) -> dict[str, int | float]:
+        """The constructor arguments: ``RRDBNet(**model.config)`` builds the same architecture.
+
+        ``residual_scale`` is included only when it is not ESRGAN's 0.2.
+        """
+        config: dict[str, int | float] = {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "num_feat": self.num_feat,
+            "num_block": self.num_block,
+            "num_grow": self.num_grow,
+            "scale": self.scale,
+        }
+        if self.residual_scale != RESIDUAL_SCALE:
+            config["residual_scale"] = self.residual_scale
+        return config
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"RRDBNet expects a (N, {self.in_channels}, H, W) tensor, "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"RRDBNet expects a (N, {self.in_channels}, H, W) tensor, "
+                f"got shape {tuple(x.shape)}"
+            )
         feat = self.conv_first(x)
         feat = feat + self.conv_body(self.body(feat))  # long skip around the whole trunk
         # Upsample with nearest neighbour + conv rather than transposed convs: no checkerboard.
@@ -154,6 +204,30 @@ class RRDBNet(nn.Module):
         if self.scale == 4:
             feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
         return self.conv_last(self.lrelu(self.conv_hr(feat)))
+
+
+def count_parameters(module: nn.Module) -> dict[str, int]:
+    """Number of parameters of each direct child of ``module``, plus ``"total"``.
+
+    For an :class:`RRDBNet` the keys are conv_first, body, conv_body, conv_up1, conv_up2 (x4
+    only), conv_hr, conv_last and total (16,697,987 for the default x4 model). Children without
+    parameters (activations) are left out; parameters registered on ``module`` itself, if any,
+    are counted under ``"(own)"``. Shared parameters are counted once in ``"total"``.
+
+    Returns:
+        dict from child name to its number of scalar parameters (trainable or not), in
+        registration order, ending with ``"total"``.
+    """
+    counts = {}
+    for name, child in module.named_children():
+        n = sum(p.numel() for p in child.parameters())
+        if n:
+            counts[name] = n
+    own = sum(p.numel() for p in module.parameters(recurse=False))
+    if own:
+        counts["(own)"] = own
+    counts["total"] = sum(p.numel() for p in module.parameters())
+    return counts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,35 +249,44 @@ class Discriminator(nn.Module):
         num_feat: channels of the first conv (64 in SRGAN).
         input_size: side of the square input patch in pixels; must be divisible by 16.
         norm: normalisation after every conv except the first:
-            ``"none"`` (default; what WGAN-GP asks for), ``"layer"`` (per-sample ``GroupNorm(1, C)``)
-            or ``"batch"`` (``BatchNorm2d``, exactly SRGAN; warns, see below).
+            ``"none"`` (default; what WGAN-GP asks for), ``"layer"`` (per-sample
+            ``GroupNorm(1, C)``) or ``"batch"`` (``BatchNorm2d``, exactly SRGAN; warns, see below).
 
     Forward: float (N, in_channels, input_size, input_size) -> (N, 1) raw critic score.
     """
 
-    def __init__(self, in_channels: int = 3, num_feat: int = 64, input_size: int = 128,
-                 norm: str = "none") -> None:
+    def __init__(
+        self, in_channels: int = 3, num_feat: int = 64, input_size: int = 128, norm: str = "none"
+    ) -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"Discriminator norm must be one of {NORMS}, got {norm!r}")
         if not isinstance(input_size, int) or input_size < 16 or input_size % 16:
-            raise ValueError(f"Discriminator input_size must be a positive multiple of 16 (four "
-                             f"stride-2 convs), got {input_size!r}")
+            raise ValueError(
+                f"Discriminator input_size must be a positive multiple of 16 (four "
+                f"stride-2 convs), got {input_size!r}"
+            )
         if norm == "batch":
-            warnings.warn("Discriminator(norm='batch'): batch norm mixes the samples of a batch, so "
-                          "a sample's score depends on the others; this breaks WGAN-GP's per-sample "
-                          "gradient penalty. Use norm='none' or 'layer' for WGAN-GP.",
-                          UserWarning, stacklevel=2)
-        self.in_channels, self.num_feat, self.input_size, self.norm = in_channels, num_feat, input_size, norm
+            warnings.warn(
+                "Discriminator(norm='batch'): batch norm mixes the samples of a batch, so "
+                "a sample's score depends on the others; this breaks WGAN-GP's per-sample "
+                "gradient penalty. Use norm='none' or 'layer' for WGAN-GP.",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.in_channels, self.num_feat = in_channels, num_feat
+        self.input_size, self.norm = input_size, norm
 
         widths = [num_feat * m for m in (1, 1, 2, 2, 4, 4, 8, 8)]
         strides = (1, 2, 1, 2, 1, 2, 1, 2)
         layers: list[nn.Module] = []
         channels = in_channels
-        for i, (width, stride) in enumerate(zip(widths, strides)):
+        for i, (width, stride) in enumerate(zip(widths, strides, strict=True)):
             normed = i > 0 and norm != "none"
             # A conv bias right before batch norm is cancelled by the mean subtraction: drop it.
-            layers.append(nn.Conv2d(channels, width, 3, stride, 1, bias=not (normed and norm == "batch")))
+            layers.append(
+                nn.Conv2d(channels, width, 3, stride, 1, bias=not (normed and norm == "batch"))
+            )
             if normed and norm == "batch":
                 layers.append(nn.BatchNorm2d(width))
             elif normed and norm == "layer":
@@ -212,7 +295,8 @@ class Discriminator(nn.Module):
                 # gradient penalty on ||grad_x D(x_i)|| stays a per-sample quantity (as WGAN-GP's
                 # authors recommend layer norm over batch norm).
                 layers.append(nn.GroupNorm(1, width))
-            layers.append(nn.LeakyReLU(LRELU_SLOPE))  # not in-place: the penalty needs double backward
+            # Not in-place: the gradient penalty back-propagates through the critic twice.
+            layers.append(nn.LeakyReLU(LRELU_SLOPE))
             channels = width
         self.features = nn.Sequential(*layers)
         side = input_size // 16
@@ -225,9 +309,11 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         expected = (self.in_channels, self.input_size, self.input_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(f"Discriminator(input_size={self.input_size}) expects (N, {expected[0]}, "
-                             f"{expected[1]}, {expected[2]}) input, got shape {tuple(x.shape)}; "
-                             f"crop or build the critic with the patch size you train on")
+            raise ValueError(
+                f"Discriminator(input_size={self.input_size}) expects (N, {expected[0]}, "
+                f"{expected[1]}, {expected[2]}) input, got shape {tuple(x.shape)}; "
+                f"crop or build the critic with the patch size you train on"
+            )
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
@@ -235,10 +321,13 @@ class Discriminator(nn.Module):
 # Checkpoint formats
 # ---------------------------------------------------------------------------------------------
 # Three key layouts of the same network exist in the wild (x4, 23 blocks shown):
-#   BasicSR (ours):    conv_first, body.N.rdbK.convJ, conv_body, conv_up1, conv_up2, conv_hr, conv_last
-#   original ESRGAN:   conv_first, RRDB_trunk.N.RDBK.convJ, trunk_conv, upconv1, upconv2, HRconv, conv_last
+#   BasicSR (ours):    conv_first, body.N.rdbK.convJ, conv_body,
+#                      conv_up1, conv_up2, conv_hr, conv_last
+#   original ESRGAN:   conv_first, RRDB_trunk.N.RDBK.convJ, trunk_conv,
+#                      upconv1, upconv2, HRconv, conv_last
 #   "old arch" ESRGAN: model.0, model.1.sub.N.RDBK.convJ.0, model.1.sub.23 (trunk conv),
-#                      then an nn.Sequential tail [Upsample, conv, LReLU] per x2 step, conv, LReLU, conv:
+#                      then an nn.Sequential tail: [Upsample, conv, LReLU] per x2 step,
+#                      conv, LReLU, conv:
 #                      x4: model.3, model.6 (up), model.8 (hr), model.10 (last); x2: model.3, 5, 7.
 
 _ESRGAN_RULES = [
@@ -264,8 +353,10 @@ def _old_tail_names(indices: list[int]) -> dict[int, str]:
     n_up = len(indices) - 2
     expected = [3 * (i + 1) for i in range(n_up)] + [3 * n_up + 2, 3 * n_up + 4]
     if n_up not in (1, 2) or indices != expected:
-        raise CheckpointError(f"old-arch ESRGAN tail convs model.{indices} do not match an x2 "
-                              f"(model.3, 5, 7) or x4 (model.3, 6, 8, 10) layout")
+        raise CheckpointError(
+            f"old-arch ESRGAN tail convs model.{indices} do not match an x2 "
+            f"(model.3, 5, 7) or x4 (model.3, 6, 8, 10) layout"
+        )
     names = {expected[i]: f"conv_up{i + 1}" for i in range(n_up)}
     names[expected[-2]], names[expected[-1]] = "conv_hr", "conv_last"
     return names
@@ -273,16 +364,17 @@ def _old_tail_names(indices: list[int]) -> dict[int, str]:
 
 def _convert_old(sd: Mapping[str, Any]) -> dict[str, Any]:
     rdb_pattern, rdb_repl = _OLD_RDB_RULE
-    trunk = {int(m.group(1)) for k in sd if (m := re.match(r"^model\.1\.sub\.(\d+)\.(weight|bias)$", k))}
-    tail = sorted({int(m.group(1)) for k in sd if (m := re.match(r"^model\.(\d+)\.(weight|bias)$", k))} - {0})
+    tail = sorted(
+        {int(m.group(1)) for k in sd if (m := re.match(r"^model\.(\d+)\.(weight|bias)$", k))} - {0}
+    )
     tail_names = _old_tail_names(tail)
     out = {}
     for key, value in sd.items():
         if re.match(rdb_pattern, key):
             key = re.sub(rdb_pattern, rdb_repl, key)
-        elif (m := re.match(r"^model\.1\.sub\.(\d+)\.(weight|bias)$", key)) and int(m.group(1)) in trunk:
-            key = f"conv_body.{m.group(2)}"
-        elif (m := re.match(r"^model\.(\d+)\.(weight|bias)$", key)):
+        elif m := re.match(r"^model\.1\.sub\.\d+\.(weight|bias)$", key):
+            key = f"conv_body.{m.group(1)}"  # the conv after the last RRDB, model.1.sub.<num_block>
+        elif m := re.match(r"^model\.(\d+)\.(weight|bias)$", key):
             index = int(m.group(1))
             key = f"{'conv_first' if index == 0 else tail_names[index]}.{m.group(2)}"
         out[key] = value  # anything unrecognised passes through and is reported as unexpected
@@ -290,11 +382,12 @@ def _convert_old(sd: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def convert_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """Rename any supported ESRGAN generator state dict to BasicSR keys (the keys of :class:`RRDBNet`).
+    """Rename any supported ESRGAN generator state dict to BasicSR keys (those of :class:`RRDBNet`).
 
-    Accepts BasicSR keys, original ESRGAN keys (``RRDB_trunk``/``trunk_conv``/``upconv1``/``HRconv``),
-    and the old ``model.0`` / ``model.1.sub.N...`` layout; unwraps BasicSR's ``params_ema`` (preferred)
-    or ``params``; strips a ``module.`` prefix (DataParallel / DDP). Tensors are not copied.
+    Accepts BasicSR keys, original ESRGAN keys (``RRDB_trunk`` / ``trunk_conv`` / ``upconv1`` /
+    ``HRconv``), and the old ``model.0`` / ``model.1.sub.N...`` layout; unwraps BasicSR's
+    ``params_ema`` (preferred) or ``params``; strips a ``module.`` prefix (DataParallel / DDP).
+    Tensors are not copied.
     Keys it does not recognise are kept as they are (:func:`load_generator` then reports them).
 
     Args:
@@ -303,11 +396,12 @@ def convert_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
         a new dict with BasicSR keys and the same tensor objects.
     """
     if not isinstance(state_dict, Mapping):
-        raise CheckpointError(f"expected a state dict (mapping of names to tensors), got "
-                              f"{type(state_dict).__name__}")
+        raise CheckpointError(
+            f"expected a state dict (mapping of names to tensors), got {type(state_dict).__name__}"
+        )
     sd = dict(_unwrap(state_dict))
     if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     if any(k.startswith(("RRDB_trunk.", "trunk_conv.")) for k in sd):  # original ESRGAN
         out = {}
         for key, value in sd.items():
@@ -331,7 +425,9 @@ def _read_checkpoint(path: Path) -> tuple[Mapping[str, Any], dict[str, str]]:
             with safe_open(str(path), framework="pt", device="cpu") as f:
                 return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
         except Exception as e:
-            raise CheckpointError(f"{path} is not a valid safetensors file ({type(e).__name__}: {e})") from e
+            raise CheckpointError(
+                f"{path} is not a valid safetensors file ({type(e).__name__}: {e})"
+            ) from e
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -340,13 +436,15 @@ def _read_checkpoint(path: Path) -> tuple[Mapping[str, Any], dict[str, str]]:
             # arbitrary code. We never fall back to weights_only=False.
             raise CheckpointError(
                 f"refusing to load {path}: the pickle contains objects other than tensors and "
-                f"plain containers, and unpickling it could execute arbitrary code. gmgan only loads "
-                f"checkpoints with torch.load(weights_only=True). If you trust the file, re-save its "
-                f"state dict (or use .safetensors).") from e
+                f"plain containers, and unpickling it could execute arbitrary code. gmgan only "
+                f"loads checkpoints with torch.load(weights_only=True). If you trust the file, "
+                f"re-save its state dict (or use .safetensors)."
+            ) from e
         raise CheckpointError(f"{path} is not a valid PyTorch checkpoint ({e})") from e
     except Exception as e:
-        raise CheckpointError(f"{path} is not a valid PyTorch checkpoint "
-                              f"({type(e).__name__}: {e})") from e
+        raise CheckpointError(
+            f"{path} is not a valid PyTorch checkpoint ({type(e).__name__}: {e})"
+        ) from e
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict")
     return obj, {}
@@ -354,12 +452,19 @@ def _read_checkpoint(path: Path) -> tuple[Mapping[str, Any], dict[str, str]]:
 
 def _infer_config(sd: Mapping[str, Any], default_scale: int) -> dict[str, int]:
     """Architecture hyper-parameters from BasicSR-keyed tensors; defaults where a key is absent."""
+
     def shape(key: str) -> tuple[int, ...] | None:
         value = sd.get(key)
         return tuple(value.shape) if isinstance(value, torch.Tensor) else None
 
-    config = {"in_channels": 3, "out_channels": 3, "num_feat": 64, "num_block": 23, "num_grow": 32,
-              "scale": default_scale}
+    config = {
+        "in_channels": 3,
+        "out_channels": 3,
+        "num_feat": 64,
+        "num_block": 23,
+        "num_grow": 32,
+        "scale": default_scale,
+    }
     if (s := shape("conv_first.weight")) and len(s) == 4:
         config["num_feat"], config["in_channels"] = s[0], s[1]
     if (s := shape("conv_last.weight")) and len(s) == 4:
@@ -376,7 +481,9 @@ def _infer_config(sd: Mapping[str, Any], default_scale: int) -> dict[str, int]:
     return config
 
 
-def _key_report(missing: list[str], unexpected: list[str], mismatched: list[str], n: int = 5) -> str:
+def _key_report(
+    missing: list[str], unexpected: list[str], mismatched: list[str], n: int = 5
+) -> str:
     def head(keys: list[str]) -> str:
         return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
 
@@ -390,15 +497,21 @@ def _key_report(missing: list[str], unexpected: list[str], mismatched: list[str]
     return "; ".join(parts)
 
 
-def load_generator(path_or_state_dict: str | os.PathLike | Mapping[str, Any], *, strict: bool = True,
-                   device: str | torch.device = "cpu", scale: int | None = None) -> RRDBNet:
+def load_generator(
+    path_or_state_dict: str | os.PathLike | Mapping[str, Any],
+    *,
+    strict: bool = True,
+    device: str | torch.device = "cpu",
+    scale: int | None = None,
+) -> RRDBNet:
     """Build an :class:`RRDBNet` whose architecture is read off a checkpoint, and load its weights.
 
     Args:
         path_or_state_dict: a ``.safetensors`` file, a ``.pth`` / ``.pt`` file (read with
             ``torch.load(weights_only=True)``; pickles that need code execution are refused), or a
             state dict. Key layouts: BasicSR, original ESRGAN, old-arch ESRGAN, optionally wrapped
-            in ``params_ema`` / ``params`` and/or prefixed ``module.`` (see :func:`convert_state_dict`).
+            in ``params_ema`` / ``params`` and/or prefixed ``module.`` (see
+            :func:`convert_state_dict`).
             So the public RRDB_ESRGAN_x4.pth / RRDB_PSNR_x4.pth (new and old arch) load unchanged.
         strict: if True, every key of the model must be present and no other key may be.
         device: where the returned model lives.
@@ -426,30 +539,47 @@ def load_generator(path_or_state_dict: str | os.PathLike | Mapping[str, Any], *,
         raise CheckpointError(f"{source}: {e}") from e
     bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise CheckpointError(f"{source} is not a generator state dict: entries {bad[:5]} are not "
-                              f"tensors")
+        raise CheckpointError(
+            f"{source} is not a generator state dict: entries {bad[:5]} are not tensors"
+        )
 
     config = _infer_config(sd, default_scale=scale or 4)
     if scale is not None and config["scale"] != scale:
         raise CheckpointError(f"{source}: checkpoint is x{config['scale']}, you asked for x{scale}")
-    for key, value in metadata.items():
+    gmgan_metadata = metadata if metadata.get("format") == "gmgan.RRDBNet" else {}
+    for key, value in gmgan_metadata.items():
         if key in config and str(config[key]) != value:
-            raise CheckpointError(f"{source}: metadata says {key}={value} but the tensors say "
-                                  f"{key}={config[key]}")
+            raise CheckpointError(
+                f"{source}: metadata says {key}={value} but the tensors say {key}={config[key]}"
+            )
+    if "residual_scale" in gmgan_metadata:  # not visible in the tensors: only metadata has it
+        try:
+            config["residual_scale"] = float(gmgan_metadata["residual_scale"])
+        except ValueError as e:
+            raise CheckpointError(
+                f"{source}: bad residual_scale metadata {gmgan_metadata['residual_scale']!r}"
+            ) from e
     if config["in_channels"] in (4 * config["out_channels"], 16 * config["out_channels"]):
-        raise CheckpointError(f"{source}: conv_first takes {config['in_channels']} channels for "
-                              f"{config['out_channels']} output channels: a pixel-unshuffle model "
-                              f"(e.g. Real-ESRGAN x2plus), which gmgan's RRDBNet does not support")
+        raise CheckpointError(
+            f"{source}: conv_first takes {config['in_channels']} channels for "
+            f"{config['out_channels']} output channels: a pixel-unshuffle model "
+            f"(e.g. Real-ESRGAN x2plus), which gmgan's RRDBNet does not support"
+        )
 
     model = RRDBNet(**config)
     expected = model.state_dict()
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
-    mismatched = [f"{k} {tuple(sd[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
-                  if k in sd and sd[k].shape != v.shape]
+    mismatched = [
+        f"{k} {tuple(sd[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in sd and sd[k].shape != v.shape
+    ]
     if mismatched or (strict and (missing or unexpected)):
-        raise CheckpointError(f"{source} does not match RRDBNet({', '.join(f'{k}={v}' for k, v in config.items())}): "
-                              + _key_report(missing, unexpected, mismatched))
+        raise CheckpointError(
+            f"{source} does not match RRDBNet({', '.join(f'{k}={v}' for k, v in config.items())}): "
+            + _key_report(missing, unexpected, mismatched)
+        )
     model.load_state_dict({k: v for k, v in sd.items() if k in expected}, strict=False)
     return model.to(device).eval()
 
@@ -461,7 +591,7 @@ def save_generator(model: RRDBNet, path: str | os.PathLike) -> Path:
     ``format="gmgan.RRDBNet"``; :func:`load_generator` reads them back and checks them.
 
     Args:
-        model: an :class:`RRDBNet` (any device / memory format; tensors are saved as they are typed).
+        model: an :class:`RRDBNet` (any device / memory format; tensors keep their dtype).
         path: destination; must end in ``.safetensors``.
     Returns:
         the path written.
@@ -470,7 +600,9 @@ def save_generator(model: RRDBNet, path: str | os.PathLike) -> Path:
 
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
-        raise ValueError(f"save_generator writes safetensors; give a path ending in .safetensors, got {path}")
+        raise ValueError(
+            f"save_generator writes safetensors; give a path ending in .safetensors, got {path}"
+        )
     if not isinstance(model, RRDBNet):
         raise TypeError(f"save_generator expects an RRDBNet, got {type(model).__name__}")
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

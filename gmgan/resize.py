@@ -110,11 +110,31 @@ def _plan(height: int, width: int, scale: float | Sequence[float] | None,
     return sorted(steps, key=lambda step: step[3])  # stable: the height axis first on a tie
 
 
+@functools.lru_cache(maxsize=128)
+def _exact_in_float32(in_len: int, out_len: int, scale: float, antialiasing: bool) -> bool:
+    """Whether a uint8 pass with these weights is computed exactly in float32.
+
+    True when every weight is a multiple of 2**-14 (dyadic; so for x4, x2, x1/2, x1/4): then every
+    product and partial sum with pixels 0..255 is a multiple of 2**-14 below 2**9 in magnitude
+    (the weights' absolute row sums are < 2), which float32's 24-bit significand holds exactly. The
+    result then equals MATLAB's double-precision one, ties at .5 included. Otherwise use float64.
+    """
+    m = resize_weights(in_len, out_len, scale, antialiasing)
+    scaled = np.ldexp(m, 14)
+    return bool(np.all(scaled == np.round(scaled)) and np.abs(m).sum(axis=1).max() < 2.0)
+
+
 def _resize_tensor(x: torch.Tensor, steps, antialiasing: bool, quantize: bool) -> torch.Tensor:
-    """Apply the per-axis matrices to a float tensor (..., H, W); round between passes if quantize."""
+    """Apply the per-axis matrices to a tensor (..., H, W).
+
+    quantize=False: float in, same float dtype out. quantize=True: x holds integers 0..255 (any float
+    dtype); each pass runs in float32 where that is exact, else float64, and is rounded like MATLAB.
+    """
     for axis, n_in, n_out, s in steps:
         if n_in == n_out and s == 1:
             continue  # the cubic kernel at integer offsets is the identity
+        if quantize:
+            x = x.to(torch.float32 if _exact_in_float32(n_in, n_out, s, antialiasing) else torch.float64)
         m = _torch_weights(n_in, n_out, s, antialiasing, x.dtype, str(x.device))
         x = torch.matmul(m, x) if axis == 0 else torch.matmul(x, m.T)
         if quantize:
@@ -137,7 +157,8 @@ def imresize(img: Image, scale: float | Sequence[float] | None = None, *,
 
     Returns:
         The resized image, same type, layout and dtype as ``img``. uint8 input gives uint8 output
-        bit-exact with MATLAB (each pass rounded half up and clipped, computed in float64). Float
+        bit-exact with MATLAB (each pass rounded half up and clipped; computed in float32 when the
+        weights make that exact, as for x4, x2, x1/2 and x1/4, else in float64). Float
         input is neither rounded nor clipped: numpy float64 is computed in float64, other numpy
         floats in float32; float tensors are computed in float32 (float64 stays float64) even
         under autocast, are returned in their own dtype, and stay differentiable.
@@ -152,7 +173,7 @@ def imresize(img: Image, scale: float | Sequence[float] | None = None, *,
     if not is_uint8 and not np.issubdtype(img.dtype, np.floating):
         raise TypeError(f"imresize: numpy images must be uint8 or float, got dtype {img.dtype}")
     steps = _plan(img.shape[0], img.shape[1], scale, size)
-    work = np.float64 if is_uint8 or img.dtype == np.float64 else np.float32
+    work = np.float32 if is_uint8 or img.dtype != np.float64 else np.float64
     # Channels-last H x W x C becomes C x H x W so that both passes are plain matrix products.
     x = torch.from_numpy(img.astype(work))  # a copy, so read-only arrays are fine
     x = x.permute(2, 0, 1) if img.ndim == 3 else x
@@ -166,7 +187,7 @@ def _imresize_tensor(x: torch.Tensor, scale, size, antialiasing: bool) -> torch.
         raise ValueError(f"imresize: expected a tensor (..., H, W), got shape {tuple(x.shape)}")
     steps = _plan(x.shape[-2], x.shape[-1], scale, size)
     if x.dtype == torch.uint8:
-        y = _resize_tensor(x.to(torch.float64), steps, antialiasing, quantize=True)
+        y = _resize_tensor(x.to(torch.float32), steps, antialiasing, quantize=True)
         return y.to(torch.uint8)
     if not x.is_floating_point():
         raise TypeError(f"imresize: tensors must be float or uint8, got dtype {x.dtype}")

@@ -1,0 +1,306 @@
+"""Atomic, verifiable training checkpoints.
+
+A checkpoint is a folder ``<run_dir>/step_00001000/`` holding
+
+* ``weights.safetensors``: every model's state dict, keys prefixed by the model's name
+  (``G.conv_first.weight``, ``G_ema.conv_first.weight``, ``D.features.0.weight``, ...);
+* ``state.pt``: optimiser, scheduler and AMP-scaler states, RNG states (torch, CUDA, numpy,
+  python), the step and whatever ``extra`` the trainer adds (phase, config, counters). It holds
+  only tensors, numbers, strings, lists and dicts, so ``torch.load(weights_only=True)`` reads it
+  and a checkpoint can never run code when loaded;
+* ``manifest.json``: the sha256 and size of both files, written last.
+
+Writing is atomic: everything goes to a hidden temporary folder in ``run_dir``, is fsynced, and
+the folder is renamed into place with ``os.replace``. A crash leaves either the complete new
+checkpoint or none, never a half-written one under a ``step_*`` name; leftovers of a crash are
+hidden ``.tmp-*`` folders that the next save removes. On an ``OSError`` (disk full, permissions)
+the temporary folder is removed, older checkpoints are untouched, and :class:`CheckpointError` is
+raised; the trainer then stops or carries on without that checkpoint (``on_save_error``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "CheckpointError",
+    "capture_rng",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "restore_rng",
+    "save_checkpoint",
+]
+
+WEIGHTS, STATE, MANIFEST = "weights.safetensors", "state.pt", "manifest.json"
+_NAME = re.compile(r"^step_(\d{8,})$")
+_FORMAT = "gmgan.checkpoint/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that could not be written, or one that is incomplete or corrupt on reading.
+    The message names the folder or file."""
+
+
+def checkpoint_name(step: int) -> str:
+    """``step_00001000`` for step 1000 (8 digits, so names sort like steps)."""
+    return f"step_{int(step):08d}"
+
+
+# ---------------------------------------------------------------------- RNG states
+
+def capture_rng() -> dict[str, Any]:
+    """The states of python's ``random``, numpy's global generator, torch's CPU generator and
+    every CUDA device's generator, as tensors / lists / ints (``weights_only``-loadable)."""
+    version, mt, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": {"version": version, "mt": list(mt), "gauss": gauss},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def restore_rng(state: Mapping[str, Any]) -> None:
+    """Set the generators back to a state from :func:`capture_rng`. CUDA states are restored
+    when the number of visible devices matches; otherwise they are left alone (with a warning)."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["mt"]), py["gauss"]))
+    npst = state["numpy"]
+    np.random.set_state((npst["kind"], npst["keys"].numpy().astype(np.uint32), npst["pos"],
+                         npst["has_gauss"], npst["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    cuda = list(state.get("cuda", []))
+    if cuda and torch.cuda.is_available():
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+        else:
+            warnings.warn(f"checkpoint has RNG states of {len(cuda)} CUDA devices, this machine "
+                          f"has {torch.cuda.device_count()}: CUDA RNG not restored", stacklevel=2)
+
+
+# ---------------------------------------------------------------------- saving
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable. Not possible on Windows (no O_DIRECTORY): skip there.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _state_dict(obj: Any) -> dict[str, Any]:
+    return obj.state_dict() if hasattr(obj, "state_dict") else dict(obj)
+
+
+def _flat_weights(models: Mapping[str, nn.Module | Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    tensors: dict[str, torch.Tensor] = {}
+    for name, model in models.items():
+        if "." in name:
+            raise ValueError(f"model names must not contain '.', got {name!r}")
+        for key, value in _state_dict(model).items():
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"{name}.{key} is a {type(value).__name__}, not a tensor")
+            # safetensors refuses tensors that share memory: clone detaches them from each other.
+            tensors[f"{name}.{key}"] = value.detach().to("cpu", copy=True).contiguous()
+    return tensors
+
+
+def _remove_stale_temps(run_dir: Path) -> None:
+    for tmp in run_dir.glob(".tmp-step_*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_checkpoint(run_dir: str | os.PathLike, step: int, *,
+                    models: Mapping[str, nn.Module | Mapping[str, torch.Tensor]],
+                    optimizers: Mapping[str, Any] | None = None,
+                    schedulers: Mapping[str, Any] | None = None,
+                    extra: Mapping[str, Any] | None = None,
+                    keep_last: int | None = None) -> Path:
+    """Write ``<run_dir>/step_<step:08d>/`` atomically and return its path.
+
+    Args:
+        run_dir: folder of the checkpoints (created if missing).
+        step: number of completed updates; names the folder. Saving a step that already has a
+            checkpoint replaces it.
+        models: ``{"G": g, "G_ema": ema, "D": d}``: modules or state dicts of tensors.
+        optimizers: ``{"G": opt_g, ...}``: anything with ``state_dict()`` (optimisers, GradScaler).
+        schedulers: ``{"G": sched_g, ...}``: anything with ``state_dict()``.
+        extra: more state for ``state.pt``: numbers, strings, lists, dicts, tensors only.
+        keep_last: afterwards delete all but the ``keep_last`` newest checkpoints in ``run_dir``.
+    Raises:
+        CheckpointError: an ``OSError`` while writing (the message says which); the temporary
+            folder is removed and earlier checkpoints are left as they were.
+    """
+    from safetensors.torch import save_file
+
+    run_dir = Path(run_dir)
+    name = checkpoint_name(step)
+    final = run_dir / name
+    tmp = run_dir / f".tmp-{name}-{os.getpid()}"
+    state = {
+        "format": _FORMAT,
+        "step": int(step),
+        "optimizers": {k: _state_dict(v) for k, v in (optimizers or {}).items()},
+        "schedulers": {k: _state_dict(v) for k, v in (schedulers or {}).items()},
+        "rng": capture_rng(),
+        "extra": dict(extra or {}),
+    }
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(run_dir)
+        tmp.mkdir()
+        save_file(_flat_weights(models), str(tmp / WEIGHTS), metadata={"format": _FORMAT, "step": str(step)})
+        torch.save(state, tmp / STATE)
+        manifest = {"format": _FORMAT, "step": int(step),
+                    "files": {f: {"sha256": _sha256(tmp / f), "bytes": (tmp / f).stat().st_size}
+                              for f in (WEIGHTS, STATE)}}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        for f in (WEIGHTS, STATE, MANIFEST):
+            _fsync_file(tmp / f)
+        _fsync_dir(tmp)
+        if final.exists():  # the same step saved again (e.g. after a resume): swap it out
+            old = run_dir / f".tmp-{name}-old-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        _fsync_dir(run_dir)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"could not write checkpoint {final}: {err}. Earlier checkpoints in "
+                              f"{run_dir} are unchanged.") from err
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if keep_last is not None:
+        _prune(run_dir, keep_last)
+    return final
+
+
+def _prune(run_dir: Path, keep_last: int) -> None:
+    if keep_last < 1:
+        raise ValueError(f"keep_last must be >= 1, got {keep_last}")
+    for old in list_checkpoints(run_dir)[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- loading
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """All ``step_*`` folders in ``run_dir`` (complete or not), oldest step first."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in run_dir.iterdir()
+             if p.is_dir() and (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def verify_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Check a checkpoint folder against its manifest; return the manifest.
+
+    Raises:
+        CheckpointError: no such folder, no / unreadable manifest, a missing file, or a size or
+            sha256 that differs (a truncated or corrupted file).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint folder not found: {path}")
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        files = manifest["files"]
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} has no {MANIFEST}: an incomplete checkpoint") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{path / MANIFEST} is unreadable: {err}") from err
+    for fname in (WEIGHTS, STATE):
+        fpath = path / fname
+        if fname not in files:
+            raise CheckpointError(f"{path / MANIFEST} does not list {fname}")
+        if not fpath.is_file():
+            raise CheckpointError(f"{fpath} is missing: an incomplete checkpoint")
+        if fpath.stat().st_size != files[fname]["bytes"]:
+            raise CheckpointError(f"{fpath} has {fpath.stat().st_size} bytes, the manifest says "
+                                  f"{files[fname]['bytes']}: truncated or replaced")
+        if _sha256(fpath) != files[fname]["sha256"]:
+            raise CheckpointError(f"{fpath} does not match the sha256 in its manifest: corrupt")
+    return manifest
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint folder written by :func:`save_checkpoint`, after verifying it.
+
+    Returns:
+        ``{"path", "step", "models": {name: state_dict}, "optimizers", "schedulers", "rng",
+        "extra"}``; tensors on ``map_location``. Nothing is unpickled beyond plain data
+        (``torch.load(weights_only=True)``; weights from safetensors).
+    Raises:
+        CheckpointError: incomplete, corrupt (sha256 mismatch) or not a gmgan checkpoint.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    verify_checkpoint(path)
+    try:
+        flat = load_file(str(path / WEIGHTS), device=str(map_location))
+        state = torch.load(path / STATE, map_location=map_location, weights_only=True)
+    except Exception as err:  # the manifest matched, so this is a file we did not write
+        raise CheckpointError(f"{path}: cannot read the checkpoint files: {err}") from err
+    if not isinstance(state, dict) or state.get("format") != _FORMAT:
+        raise CheckpointError(f"{path / STATE} is not a {_FORMAT} state file")
+    models: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in flat.items():
+        model, _, param = key.partition(".")
+        models.setdefault(model, {})[param] = tensor
+    return {"path": path, "step": state["step"], "models": models,
+            "optimizers": state["optimizers"], "schedulers": state["schedulers"],
+            "rng": state["rng"], "extra": state["extra"]}
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest checkpoint in ``run_dir`` that passes :func:`verify_checkpoint`, or ``None``.
+    Invalid ones (e.g. from a crash or a corrupted disk) are skipped with a warning."""
+    for path in reversed(list_checkpoints(run_dir)):
+        try:
+            verify_checkpoint(path)
+        except CheckpointError as err:
+            warnings.warn(f"skipping invalid checkpoint: {err}", stacklevel=2)
+            continue
+        return path
+    return None

@@ -1,0 +1,45 @@
+"""Image sets for training and evaluation.
+
+- :mod:`~gmgan.data.registry`: the known sets (URLs, checksums, counts, cache layout) and
+  the data cache's ``MANIFEST.tsv``.
+- :mod:`~gmgan.data.download`: resumable verified downloads, safe unpacking, :func:`fetch`.
+- :mod:`~gmgan.data.prepare`: sub-images, LR images, 8x dihedral augmentation.
+- :mod:`~gmgan.data.pairs`: the training Dataset / DataLoader of HR/LR patch pairs.
+- :mod:`~gmgan.data.benchmark`: HR/LR pairs of the test sets.
+
+The last three are imported on first use.
+"""
+from __future__ import annotations
+
+import importlib
+
+from gmgan.data.download import (ChecksumError, UnsafeArchiveError, dataset_dir, download, fetch,
+                                 list_datasets, safe_extract)
+from gmgan.data.registry import DATASETS, DatasetInfo, get_info
+
+_LAZY = {
+    "extract_subimages": "gmgan.data.prepare",
+    "make_lr": "gmgan.data.prepare",
+    "dihedral_augment": "gmgan.data.prepare",
+    "prepare_training_set": "gmgan.data.prepare",
+    "PatchPairs": "gmgan.data.pairs",
+    "build_loader": "gmgan.data.pairs",
+    "BenchmarkImage": "gmgan.data.benchmark",
+    "load_benchmark": "gmgan.data.benchmark",
+    "BENCHMARK_SETS": "gmgan.data.benchmark",
+}
+
+__all__ = ["DatasetInfo", "DATASETS", "get_info", "download", "fetch", "dataset_dir", "list_datasets",
+           "safe_extract", "ChecksumError", "UnsafeArchiveError", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module 'gmgan.data' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

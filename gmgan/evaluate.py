@@ -1,0 +1,398 @@
+"""Evaluate generators and the bicubic baseline on the x4 benchmarks, as in the paper's Table 1.
+
+:func:`evaluate` runs every method on every image of every set, scores each SR image with the
+chosen metrics (:mod:`gmgan.metrics`: PSNR / SSIM on the Y channel with a ``scale``-pixel border
+crop, GMSD, NIQE and PI with PIRM's ``scale``-pixel crop), keeps the per-image values and averages
+them per set. The result, :class:`EvalResult`, writes CSV / JSON and formats the table.
+
+The bicubic baseline is MATLAB's ``imresize(LR, 4, 'bicubic')`` (:func:`gmgan.resize.imresize`),
+the definition the published bicubic rows use. Metrics whose model files are not available offline
+(NIQE without its parameter file, PI without Ma et al.'s NRQM model) are reported as unavailable,
+with the reason, instead of stopping the evaluation.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["BICUBIC", "METRICS", "PAPER_TABLE1", "EvalResult", "evaluate"]
+
+BICUBIC = "Bicubic"
+
+#: The metrics :func:`evaluate` knows; higher is better for psnr and ssim, lower for the others.
+METRICS = ("psnr", "ssim", "gmsd", "niqe", "pi")
+
+#: Table 1 of Zhu et al. (2020), x4: {method: {set: (PI, SSIM, PSNR dB)}} (see PAPER.md).
+PAPER_TABLE1: dict[str, dict[str, tuple[float, float, float]]] = {
+    method: dict(zip(("Set5", "Set14", "BSD100"), cells))
+    for method, cells in {
+        "Bicubic": ((7.33, 0.8111, 28.42), (6.97, 0.7163, 26.10), (6.94, 0.6681, 25.96)),
+        "LapSRN": ((6.48, 0.8866, 31.54), (5.96, 0.7720, 28.19), (5.81, 0.7264, 27.32)),
+        "EDSR+": ((5.99, 0.9003, 32.62), (5.50, 0.7903, 28.94), (5.39, 0.7439, 27.79)),
+        "EnhanceNet-E": ((6.05, 0.8889, 31.74), (5.25, 0.7774, 28.42), (5.49, 0.7324, 27.50)),
+        "EnhanceNet-PAT": ((2.93, 0.8103, 28.56), (3.02, 0.6782, 25.77), (2.91, 0.6267, 24.93)),
+        "SRGAN": ((3.35, 0.8356, 32.05), (2.88, 0.6958, 28.49), (2.35, 0.6426, 27.58)),
+        "GMGAN": ((3.25, 0.8447, 30.02), (2.77, 0.7055, 26.37), (2.29, 0.6592, 25.46)),
+    }.items()
+}
+
+ModelSpec = torch.nn.Module | str | os.PathLike | None
+Published = Mapping[str, Mapping[str, tuple]]
+
+
+# ---------------------------------------------------------------------------------------------
+# The result
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` measured.
+
+    Attributes:
+        rows: ``{(method, set, metric): mean over the set's images}`` for every metric that could
+            be computed. PSNR in dB; SSIM, GMSD, NIQE, PI unitless.
+        per_image: one dict per score: ``{"method", "set", "image", "metric", "value"}``.
+        unavailable: ``{metric: reason}`` for metrics that could not be computed at all.
+        counts: ``{(method, set): number of images}``.
+        methods, sets, metrics: the evaluation's order, for tables.
+        scale: the upscaling factor.
+    """
+
+    rows: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    per_image: list[dict[str, Any]] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    methods: list[str] = field(default_factory=list)
+    sets: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    scale: int = 4
+
+    def mean(self, method: str, set_name: str, metric: str) -> float | None:
+        """The set mean of a metric, or None when it was not measured."""
+        return self.rows.get((method, set_name, metric))
+
+    # -- files -----------------------------------------------------------------------------
+
+    def to_csv(self, path: str | os.PathLike, *, per_image: bool = False) -> Path:
+        """Write the set means (columns method, set, metric, mean, n, note) or, with
+        ``per_image=True``, the per-image scores (method, set, image, metric, value).
+        Returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            if per_image:
+                writer.writerow(["method", "set", "image", "metric", "value"])
+                for r in self.per_image:
+                    writer.writerow([r["method"], r["set"], r["image"], r["metric"],
+                                     repr(r["value"])])
+                return path
+            writer.writerow(["method", "set", "metric", "mean", "n", "note"])
+            for method in self.methods:
+                for set_name in self.sets:
+                    n = self.counts.get((method, set_name), 0)
+                    for metric in self.metrics:
+                        value = self.rows.get((method, set_name, metric))
+                        if value is not None:
+                            writer.writerow([method, set_name, metric, repr(value), n, ""])
+                        elif metric in self.unavailable:
+                            writer.writerow([method, set_name, metric, "", n,
+                                             f"unavailable: {self.unavailable[metric]}"])
+        return path
+
+    @classmethod
+    def from_csv(cls, path: str | os.PathLike) -> EvalResult:
+        """Read a file written by :meth:`to_csv` (set means; ``per_image`` stays empty)."""
+        result = cls()
+        with open(path, newline="") as f:
+            for rec in csv.DictReader(f):
+                method, set_name, metric = rec["method"], rec["set"], rec["metric"]
+                for seq, item in ((result.methods, method), (result.sets, set_name),
+                                  (result.metrics, metric)):
+                    if item not in seq:
+                        seq.append(item)
+                result.counts[(method, set_name)] = int(rec["n"])
+                if rec["mean"]:
+                    result.rows[(method, set_name, metric)] = float(rec["mean"])
+                elif rec["note"].startswith("unavailable: "):
+                    result.unavailable[metric] = rec["note"][len("unavailable: "):]
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with everything (means, per-image scores, unavailable metrics)."""
+        return {
+            "scale": self.scale, "methods": self.methods, "sets": self.sets,
+            "metrics": self.metrics,
+            "rows": [{"method": m, "set": s, "metric": k, "mean": v,
+                      "n": self.counts.get((m, s), 0)}
+                     for (m, s, k), v in self.rows.items()],
+            "counts": [{"method": m, "set": s, "n": n} for (m, s), n in self.counts.items()],
+            "per_image": self.per_image,
+            "unavailable": self.unavailable,
+        }
+
+    def to_json(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`to_dict` as JSON (an infinite PSNR, for identical images, is written as
+        ``Infinity``, which Python's json module reads back). Returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+        return path
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> EvalResult:
+        """Read a file written by :meth:`to_json`."""
+        data = json.loads(Path(path).read_text())
+        return cls(
+            rows={(r["method"], r["set"], r["metric"]): float(r["mean"]) for r in data["rows"]},
+            per_image=list(data["per_image"]),
+            unavailable=dict(data["unavailable"]),
+            counts={(c["method"], c["set"]): int(c["n"]) for c in data["counts"]},
+            methods=list(data["methods"]), sets=list(data["sets"]), metrics=list(data["metrics"]),
+            scale=int(data["scale"]),
+        )
+
+    # -- tables ----------------------------------------------------------------------------
+
+    def to_table(self, layout: str = "paper", *, published: Published | str | None = None) -> str:
+        """The result as a plain-text table.
+
+        Args:
+            layout: ``"paper"``: rows = methods, columns = sets, each cell ``PI / SSIM / PSNR``
+                as in the paper's Table 1; when PI is unavailable (offline) the first number is
+                NIQE and the caption and header say so; when neither was measured, the cells are
+                ``SSIM / PSNR``. ``"long"``: one line per method, set and metric, with n and the
+                reasons for unavailable metrics.
+            published: extra rows of published numbers, shown as ``"<method> (paper)"``:
+                ``"table1"`` for :data:`PAPER_TABLE1`, or ``{method: {set: (PI, SSIM, PSNR)}}``.
+                Their first number is always PI; a cell says ``PI`` when the header names NIQE.
+        Returns:
+            the table, lines joined by newlines (no trailing newline).
+        """
+        if layout == "long":
+            return self._long_table()
+        if layout != "paper":
+            raise ValueError(f"to_table: layout must be 'paper' or 'long', got {layout!r}")
+        if isinstance(published, str):
+            if published != "table1":
+                raise ValueError(f"to_table: published must be 'table1' or a mapping, "
+                                 f"got {published!r}")
+            published = PAPER_TABLE1
+        first = next((m for m in ("pi", "niqe") if any(k[2] == m for k in self.rows)), None)
+        parts = ([first.upper()] if first else []) + ["SSIM", "PSNR"]
+        sets = list(self.sets) or sorted({s for v in (published or {}).values() for s in v})
+
+        body: list[list[str]] = []
+        for method in self.methods:
+            cells = []
+            for set_name in sets:
+                keys = ([first] if first else []) + ["ssim", "psnr"]
+                values = [self.rows.get((method, set_name, m)) for m in keys]
+                cells.append(" / ".join(_fmt(m, v) for m, v in zip(parts, values)))
+            body.append([method] + cells)
+        for method, by_set in (published or {}).items():
+            cells = []
+            for set_name in sets:
+                triple = by_set.get(set_name)
+                if triple is None:
+                    cells.append("-")
+                    continue
+                pi_value, ssim_value, psnr_value = triple
+                head = _fmt("PI", pi_value)
+                if first != "pi":
+                    head = f"PI {head}"
+                cells.append(" / ".join([head, _fmt("SSIM", ssim_value), _fmt("PSNR", psnr_value)]))
+            body.append([f"{method} (paper)"] + cells)
+
+        header = [f"x{self.scale}"] + sets
+        sub = [""] + [" / ".join(parts)] * len(sets)
+        widths = [max(len(r[i]) for r in [header, sub] + body) for i in range(len(header))]
+
+        def line(cells: list[str]) -> str:
+            return " | ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+        rule = "-+-".join("-" * w for w in widths)
+        caption = f"x{self.scale} super-resolution, each cell {' / '.join(parts)} (PSNR in dB)"
+        notes = [f"{m.upper()} unavailable: {why}" for m, why in self.unavailable.items()]
+        return "\n".join([caption, line(header), line(sub), rule] + [line(r) for r in body] + notes)
+
+    def _long_table(self) -> str:
+        lines = [f"{'method':<16} {'set':<10} {'metric':<6} {'mean':>10} {'n':>4}"]
+        for method in self.methods:
+            for set_name in self.sets:
+                n = self.counts.get((method, set_name), 0)
+                for metric in self.metrics:
+                    value = self.rows.get((method, set_name, metric))
+                    shown = _fmt(metric.upper(), value) if value is not None else "unavailable"
+                    lines.append(f"{method:<16} {set_name:<10} {metric:<6} {shown:>10} {n:>4}")
+        lines += [f"{m.upper()} unavailable: {why}" for m, why in self.unavailable.items()]
+        return "\n".join(lines)
+
+
+def _fmt(metric: str, value: float | None) -> str:
+    """The paper's precision: PSNR, PI, NIQE with 2 decimals, SSIM and GMSD with 4."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    digits = 4 if metric.upper() in ("SSIM", "GMSD") else 2
+    return f"{value:.{digits}f}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------
+
+def _metric_functions(scale: int,
+                      grey: str) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    """metric -> f(sr, hr) on uint8 images. PSNR / SSIM crop ``scale`` pixels (the SR custom);
+    NIQE / PI crop ``scale`` pixels as PIRM 2018's evaluation does; GMSD uses the whole image."""
+    from gmgan import metrics
+
+    return {
+        "psnr": lambda sr, hr: metrics.psnr(sr, hr, crop_border=scale, y_channel=True, grey=grey),
+        "ssim": lambda sr, hr: metrics.ssim(sr, hr, crop_border=scale, y_channel=True, grey=grey),
+        "gmsd": lambda sr, hr: metrics.gmsd(sr, hr),
+        "niqe": lambda sr, hr: metrics.niqe(sr, crop_border=scale),
+        "pi": lambda sr, hr: metrics.pi(sr, crop_border=scale),
+    }
+
+
+def _unavailable_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean 'this metric cannot run here' (missing model file, missing pyiqa)."""
+    from gmgan.metrics import MissingModelFile
+
+    return (MissingModelFile, ImportError)
+
+
+def _resolve_models(models: Mapping[str, ModelSpec] | None, device: str | torch.device | None
+                    ) -> dict[str, torch.nn.Module | None]:
+    from gmgan.nets import load_generator
+
+    if models is None:
+        models = {BICUBIC: None}
+    if not isinstance(models, Mapping) or not models:
+        raise ValueError("evaluate: models must be a non-empty dict "
+                         "{name: model, checkpoint path or None}")
+    load_device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    out: dict[str, torch.nn.Module | None] = {}
+    for name, spec in models.items():
+        if spec is None or isinstance(spec, torch.nn.Module):
+            out[str(name)] = spec
+        elif isinstance(spec, (str, os.PathLike)):
+            out[str(name)] = load_generator(spec, device=load_device)
+        else:
+            raise TypeError(f"evaluate: model {name!r} must be an nn.Module, a checkpoint path "
+                            f"or None "
+                            f"(bicubic), got {type(spec).__name__}")
+    return out
+
+
+def _super_resolve(model: torch.nn.Module | None, lr: np.ndarray, scale: int, *,
+                   device: str | torch.device | None, tile: int | None) -> np.ndarray:
+    """uint8 LR (h x w [x 3]) -> uint8 SR (scale*h x scale*w [x 3]): bicubic or the model."""
+    if model is None:
+        from gmgan.resize import imresize
+
+        return imresize(lr, scale)
+    from gmgan.infer import upscale
+
+    model_scale = getattr(model, "scale", None)
+    if model_scale != scale:
+        raise ValueError(f"evaluate: a model is x{model_scale} but the evaluation is x{scale}")
+    return upscale(model, lr, tile=tile, device=device)
+
+
+def evaluate(models: Mapping[str, ModelSpec] | None = None,
+             sets: Iterable[str] = ("Set5", "Set14", "BSD100"),
+             metrics: Iterable[str] = ("psnr", "ssim", "gmsd"), *,
+             scale: int = 4, limit: int | None = None, device: str | torch.device | None = None,
+             tile: int | None = None, grey: str = "as_y", lr: str = "dataset",
+             progress: bool = False) -> EvalResult:
+    """Score super-resolution methods on benchmark sets.
+
+    Args:
+        models: ``{method name: model}`` where a model is an ``nn.Module`` (e.g.
+            :class:`gmgan.nets.RRDBNet`), a checkpoint path (:func:`gmgan.nets.load_generator`), or
+            ``None`` for the bicubic baseline (MATLAB-style :func:`gmgan.resize.imresize` of the LR
+            image by ``scale``). Each entry is one row of the table. Default: bicubic only.
+        sets: benchmark names (:data:`gmgan.data.BENCHMARK_SETS`), read with
+            :func:`gmgan.data.load_benchmark` from the data cache (``GMGAN_DATA``).
+        metrics: any of :data:`METRICS`. PSNR (dB) and SSIM on the Y channel with a ``scale``-pixel
+            border crop; GMSD on the luminance; NIQE and PI (PIRM 2018) with a ``scale``-pixel crop.
+            Metrics whose model files are missing are recorded in ``EvalResult.unavailable``.
+        scale: the upscaling factor (4).
+        limit: use only the first N images of each set (sorted by name).
+        device: where models run (None: CUDA if available for checkpoint paths; a module stays
+            where it is).
+        tile: tile side in LR pixels for :func:`gmgan.infer.upscale` (None: whole images).
+        grey: how single-channel images (Set14 ``bridge``) enter PSNR / SSIM: ``"as_y"`` (the
+            ESRGAN / EDSR convention, Set14 bicubic 26.00 dB) or ``"as_rgb"`` (GMGAN's Table 1,
+            26.10 dB); see :mod:`gmgan.metrics`.
+        lr: ``"dataset"`` (the sets' own LR files, as published results use) or ``"matlab"``
+            (MATLAB-exact bicubic LR for every set); see :func:`gmgan.data.load_benchmark`.
+        progress: show a tqdm progress bar on stderr.
+
+    Returns:
+        an :class:`EvalResult`: SR images are uint8 (as if saved to PNG and read back), scored
+        against the HR image cropped to a multiple of ``scale``.
+    """
+    from gmgan.data import load_benchmark
+
+    metrics = [m.lower() for m in metrics]
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"evaluate: unknown metric(s) {unknown}; known: {', '.join(METRICS)}")
+    sets = list(sets)
+    if not sets or not metrics:
+        raise ValueError("evaluate: give at least one set and one metric")
+    resolved = _resolve_models(models, device)
+    functions = _metric_functions(scale, grey)
+    unavailable_errors = _unavailable_errors()
+    result = EvalResult(methods=list(resolved), sets=sets, metrics=metrics, scale=scale)
+
+    data = {s: load_benchmark(s, scale=scale, limit=limit, lr=lr) for s in sets}
+    total = sum(len(v) for v in data.values()) * len(resolved)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc="evaluate", unit="img")
+    scores: dict[tuple[str, str, str], list[float]] = {}
+    try:
+        for method, model in resolved.items():
+            for set_name, images in data.items():
+                result.counts[(method, set_name)] = len(images)
+                for item in images:
+                    sr = _super_resolve(model, item.lr, scale, device=device, tile=tile)
+                    if sr.shape != item.hr.shape:
+                        raise ValueError(f"{set_name}/{item.name}: SR shape {sr.shape} "
+                                         f"differs from "
+                                         f"HR {item.hr.shape}")
+                    for metric in metrics:
+                        if metric in result.unavailable:
+                            continue
+                        try:
+                            value = float(functions[metric](sr, item.hr))
+                        except unavailable_errors as err:
+                            result.unavailable[metric] = str(err)
+                            continue
+                        scores.setdefault((method, set_name, metric), []).append(value)
+                        result.per_image.append({"method": method, "set": set_name,
+                                                 "image": item.name, "metric": metric,
+                                                 "value": value})
+                    if bar is not None:
+                        bar.set_postfix_str(f"{method} {set_name}", refresh=False)
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    result.rows = {key: float(np.mean(values)) for key, values in scores.items()}
+    return result

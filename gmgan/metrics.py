@@ -1,0 +1,359 @@
+"""Image quality metrics as the super-resolution literature reports them.
+
+* ``psnr`` and ``ssim``: full-reference, on the Y channel of BT.601 YCbCr (MATLAB constants, Y on the
+  16..235 scale, kept in float), ``crop_border`` pixels removed from each side, SSIM as Wang et al.'s
+  MATLAB ``ssim_index`` (11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, L = 255, valid region,
+  no downsampling). Computed in float64.
+* ``gmsd``: Gradient Magnitude Similarity Deviation, through :func:`gmgan.losses.gmsd`.
+* ``niqe`` and ``pi``: no-reference, through pyiqa, with their model files taken from the local data
+  cache (pyiqa itself would download them).
+
+Inputs follow the package convention: numpy uint8 H x W x 3 or H x W (as read from files; numpy float
+arrays are taken to be in [0, 1]) give a Python float; torch float tensors (N, C, H, W) in [0, 1]
+(C = 3 RGB or 1 grey; a (C, H, W) tensor counts as N = 1) give a float64 tensor of shape (N,) with one
+value per image.
+
+Grey images (Set14 ``bridge`` is a single-channel PNG) have no single convention; ``grey`` chooses:
+
+* ``"as_y"`` (default): the grey values are the luminance: Y = v (0..255) is compared directly.
+  This gives the ESRGAN / EDSR bicubic Set14 figure (26.00 dB / 0.7027 published).
+* ``"as_rgb"``: grey is RGB with R = G = B = v, so Y = 16 + 219 v / 255. This compresses the range by
+  219/255 and raises PSNR: Set14 bicubic becomes 26.09 dB, close to the GMGAN paper's 26.10.
+
+Both images of a pair must have the same number of channels, except that with ``grey="as_rgb"`` a
+grey image is paired with an RGB one by repeating its channel.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gmgan.cache import data_dir
+from gmgan.color import YCBCR_MATRIX, YCBCR_OFFSET
+
+__all__ = ["psnr", "ssim", "gmsd", "niqe", "pi", "MissingModelFile",
+           "NIQE_MODEL_FILE", "NRQM_MODEL_FILE"]
+
+Image = Union[np.ndarray, torch.Tensor]
+Grey = Literal["as_y", "as_rgb"]
+
+NIQE_MODEL_FILE = "niqe_modelparameters.mat"
+NRQM_MODEL_FILE = "NRQM_model.mat"
+
+# MATLAB ssim_index constants.
+_SSIM_WINDOW, _SSIM_SIGMA, _SSIM_K1, _SSIM_K2, _PEAK = 11, 1.5, 0.01, 0.03, 255.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Input handling: everything becomes a float64 tensor (N, C, H, W) on the 0..255 scale.
+
+def _as_batch(img: Image, name: str) -> tuple[torch.Tensor, bool]:
+    """(N, C, H, W) float64 on 0..255, and whether the input was numpy (so a float is returned)."""
+    if isinstance(img, torch.Tensor):
+        if not img.is_floating_point():
+            raise TypeError(f"{name}: expected a float tensor in [0, 1], got dtype {img.dtype}")
+        x = img.detach().to(torch.float64)
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"{name}: expected a tensor (N, 3, H, W) or (N, 1, H, W), got {tuple(img.shape)}")
+        return x * _PEAK, False
+    if not isinstance(img, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array or a torch tensor, got {type(img).__name__}")
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.ndim != 3 or img.shape[2] not in (1, 3):
+        raise ValueError(f"{name}: expected a numpy image H x W x 3 or H x W, got shape {img.shape}")
+    if img.dtype == np.uint8:
+        x = torch.from_numpy(img.astype(np.float64))
+    elif np.issubdtype(img.dtype, np.floating):
+        x = torch.from_numpy(img.astype(np.float64) * _PEAK)
+    else:
+        raise TypeError(f"{name}: numpy images must be uint8 (0..255) or float ([0, 1]), got {img.dtype}")
+    return x.permute(2, 0, 1)[None], True
+
+
+def _prepare_pair(sr: Image, hr: Image, crop_border: int, y_channel: bool, grey: Grey,
+                  round_y: bool) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Both images as (N, C, H', W') float64 tensors, 0..255, Y (or RGB) and cropped."""
+    if grey not in ("as_y", "as_rgb"):
+        raise ValueError(f"grey must be 'as_y' or 'as_rgb', got {grey!r}")
+    if not isinstance(crop_border, (int, np.integer)) or crop_border < 0:
+        raise ValueError(f"crop_border must be a non-negative integer, got {crop_border!r}")
+    x, numpy_in = _as_batch(sr, "sr")
+    y, _ = _as_batch(hr, "hr")
+    if x.shape[1] != y.shape[1]:
+        if grey != "as_rgb":
+            raise ValueError(
+                f"sr has {x.shape[1]} channel(s) and hr {y.shape[1]}: with grey='as_y' a grey image can "
+                "only be compared with a grey one; use grey='as_rgb' to treat grey as R = G = B")
+        x, y = x.expand(-1, 3, -1, -1), y.expand(-1, 3, -1, -1)
+    if x.shape != y.shape:
+        raise ValueError(f"sr and hr must have the same shape, got {tuple(sr.shape)} and {tuple(hr.shape)}")
+    x, y = _luma(x, y_channel, grey, round_y), _luma(y, y_channel, grey, round_y)
+    if crop_border:
+        h, w = x.shape[-2:]
+        if 2 * crop_border >= min(h, w):
+            raise ValueError(f"crop_border={crop_border} leaves nothing of a {h}x{w} image")
+        x = x[..., crop_border:-crop_border, crop_border:-crop_border]
+        y = y[..., crop_border:-crop_border, crop_border:-crop_border]
+    return x, y, numpy_in
+
+
+def _luma(x: torch.Tensor, y_channel: bool, grey: Grey, round_y: bool) -> torch.Tensor:
+    """Y of BT.601 YCbCr on the 16..235 scale (N, 1, H, W); or x itself when not y_channel."""
+    if not y_channel:
+        return x
+    if x.shape[1] == 1:
+        if grey == "as_y":
+            out = x
+        else:  # R = G = B = v: the Y weights sum to 219
+            out = float(YCBCR_OFFSET[0]) + float(YCBCR_MATRIX[0].sum()) / _PEAK * x
+    else:
+        weights = torch.as_tensor(YCBCR_MATRIX[0] / _PEAK, dtype=x.dtype, device=x.device)
+        out = torch.einsum("c,nchw->nhw", weights, x)[:, None] + float(YCBCR_OFFSET[0])
+    # MATLAB's rgb2ycbcr on uint8 images returns uint8 Y; some evaluation scripts keep that rounding.
+    return torch.floor(out + 0.5) if round_y else out
+
+
+def _result(values: torch.Tensor, numpy_in: bool) -> float | torch.Tensor:
+    return float(values[0]) if numpy_in else values
+
+
+# ---------------------------------------------------------------------------------------------
+# PSNR and SSIM
+
+def psnr(sr: Image, hr: Image, crop_border: int = 4, y_channel: bool = True, *,
+         grey: Grey = "as_y", round_y: bool = False) -> float | torch.Tensor:
+    """Peak signal-to-noise ratio in dB, peak 255, as SR papers report it.
+
+    Args:
+        sr, hr: the super-resolved and the reference image, same shape: numpy uint8 H x W x 3 / H x W
+            (float arrays in [0, 1]), or float tensors (N, 3|1, H, W) in [0, 1].
+        crop_border: pixels removed from each side before measuring (the scale factor, 4, by custom).
+        y_channel: measure the Y of BT.601 YCbCr (16..235, float); False: all channels on 0..255.
+        grey: how a single-channel image enters the Y channel, "as_y" or "as_rgb" (module docstring).
+        round_y: round Y to integers first, as MATLAB's uint8 ``rgb2ycbcr`` does.
+
+    Returns:
+        A float for numpy input; a float64 tensor (N,) for tensors. ``inf`` for identical images.
+    """
+    x, y, numpy_in = _prepare_pair(sr, hr, crop_border, y_channel, grey, round_y)
+    mse = (x - y).pow(2).mean(dim=(1, 2, 3))
+    return _result(10.0 * torch.log10(_PEAK ** 2 / mse), numpy_in)
+
+
+@functools.lru_cache(maxsize=8)
+def _gaussian_1d(size: int, sigma: float) -> torch.Tensor:
+    # fspecial('gaussian', 11, 1.5) is the outer product of this normalised 1-D window.
+    t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-t * t / (2 * sigma * sigma))
+    return g / g.sum()
+
+
+def _filter_valid(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """MATLAB filter2(g' * g, x, 'valid') for each plane of (N, C, H, W): two 1-D passes."""
+    n, c, h, w = x.shape
+    planes = x.reshape(n * c, 1, h, w)
+    planes = F.conv2d(planes, g.view(1, 1, -1, 1))
+    planes = F.conv2d(planes, g.view(1, 1, 1, -1))
+    return planes.reshape(n, c, planes.shape[-2], planes.shape[-1])
+
+
+def _ssim_per_channel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM map per image and channel, (N, C), following ssim_index.m."""
+    if min(x.shape[-2:]) < _SSIM_WINDOW:
+        raise ValueError(f"ssim needs images of at least {_SSIM_WINDOW}x{_SSIM_WINDOW} after cropping, "
+                         f"got {tuple(x.shape[-2:])}")
+    g = _gaussian_1d(_SSIM_WINDOW, _SSIM_SIGMA).to(x.device)
+    c1, c2 = (_SSIM_K1 * _PEAK) ** 2, (_SSIM_K2 * _PEAK) ** 2
+    mu_x, mu_y = _filter_valid(x, g), _filter_valid(y, g)
+    var_x = _filter_valid(x * x, g) - mu_x ** 2
+    var_y = _filter_valid(y * y, g) - mu_y ** 2
+    cov = _filter_valid(x * y, g) - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+    return ssim_map.mean(dim=(2, 3))
+
+
+def ssim(sr: Image, hr: Image, crop_border: int = 4, y_channel: bool = True, *,
+         grey: Grey = "as_y", round_y: bool = False) -> float | torch.Tensor:
+    """Structural similarity as MATLAB's ``ssim_index`` (Wang et al. 2004), unitless, at most 1.
+
+    11x11 Gaussian window with sigma 1.5, K1 = 0.01, K2 = 0.03, L = 255, the mean over the 'valid'
+    region (no padding), no downsampling. With ``y_channel=False`` the channels are scored
+    separately and averaged (as BasicSR does).
+
+    Args: as :func:`psnr`.
+
+    Returns:
+        A float for numpy input; a float64 tensor (N,) for tensors.
+    """
+    x, y, numpy_in = _prepare_pair(sr, hr, crop_border, y_channel, grey, round_y)
+    return _result(_ssim_per_channel(x, y).mean(dim=1), numpy_in)
+
+
+# ---------------------------------------------------------------------------------------------
+# GMSD
+
+def _as_unit_tensor(img: Image, name: str) -> tuple[torch.Tensor, bool]:
+    """(N, C, H, W) float in [0, 1]: numpy uint8 / 255, numpy float as is, tensors as given."""
+    if isinstance(img, torch.Tensor):
+        return (img[None] if img.ndim == 3 else img), False
+    x, _ = _as_batch(img, name)
+    return x / _PEAK, True
+
+
+def gmsd(sr: Image, hr: Image, *, round_luminance: bool = False) -> float | torch.Tensor:
+    """Gradient Magnitude Similarity Deviation (Xue et al. 2014) of ``sr`` against ``hr``; lower is better.
+
+    Computed by :func:`gmgan.losses.gmsd` on the luminance 0.299 R + 0.587 G + 0.114 B (grey images
+    as they are). ``round_luminance`` rounds it to 8-bit levels first, as pyiqa does.
+
+    Args:
+        sr, hr: numpy uint8 H x W x 3 / H x W (float arrays in [0, 1]), or float tensors
+            (N, 3|1, H, W) in [0, 1], same shape.
+
+    Returns:
+        A float for numpy input (unitless, 0 for identical images); a tensor (N,) for tensors.
+    """
+    from gmgan.losses import gmsd as _gmsd  # the loss module holds the one implementation
+
+    x, numpy_in = _as_unit_tensor(sr, "sr")
+    y, _ = _as_unit_tensor(hr, "hr")
+    with torch.no_grad():
+        values = _gmsd(x, y, reduction="none", round_luminance=round_luminance)
+    return float(values[0]) if numpy_in else values
+
+
+# ---------------------------------------------------------------------------------------------
+# NIQE and PI through pyiqa
+
+class MissingModelFile(FileNotFoundError):
+    """A model file that pyiqa would download is not available locally."""
+
+
+def _pyiqa_url(arch_module: str) -> str:
+    """The URL pyiqa downloads a model file from (for error messages)."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"pyiqa.archs.{arch_module}").default_model_urls["url"]
+    except Exception:  # pragma: no cover - only for the message
+        return "(see pyiqa's default_model_urls)"
+
+
+def _find_model_file(file_name: str, explicit: str | Path | None) -> Path | None:
+    """An explicit path, else <data_dir>/iqa/<file_name>, else pyiqa's own download cache."""
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise MissingModelFile(f"model file not found: {path}")
+        return path
+    candidates = [data_dir() / "iqa" / file_name]
+    try:
+        from pyiqa.utils.download_util import DEFAULT_CACHE_DIR
+        candidates.append(Path(DEFAULT_CACHE_DIR) / file_name)
+    except Exception:  # pragma: no cover - pyiqa missing is reported elsewhere
+        pass
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def _niqe_model(explicit: str | Path | None) -> Path:
+    path = _find_model_file(NIQE_MODEL_FILE, explicit)
+    if path is None:
+        raise MissingModelFile(
+            f"NIQE needs its model parameters, {NIQE_MODEL_FILE}, which was not found at "
+            f"{data_dir() / 'iqa' / NIQE_MODEL_FILE} (GMGAN_DATA) nor in pyiqa's cache. pyiqa would "
+            f"download it from {_pyiqa_url('niqe_arch')}. Copy it to <GMGAN_DATA>/iqa/{NIQE_MODEL_FILE} "
+            "(the LIVE release's modelparameters.mat is the same file) or pass model_path=...")
+    return path
+
+
+def _nrqm_model(explicit: str | Path | None) -> Path:
+    path = _find_model_file(NRQM_MODEL_FILE, explicit)
+    if path is None:
+        raise MissingModelFile(
+            f"PI needs Ma et al.'s NRQM model, {NRQM_MODEL_FILE}, which is not available offline and was "
+            f"not found at {data_dir() / 'iqa' / NRQM_MODEL_FILE} (GMGAN_DATA) nor in pyiqa's cache. "
+            f"pyiqa downloads it from {_pyiqa_url('nrqm_arch')} (the same model as model.mat of "
+            f"chaoma99/sr-metric). Put it at <GMGAN_DATA>/iqa/{NRQM_MODEL_FILE} or pass nrqm_model_path=...")
+    return path
+
+
+@functools.lru_cache(maxsize=16)
+def _pyiqa_metric(name: str, device: str, **options):
+    """A cached pyiqa metric object (creating one parses .mat files and builds modules)."""
+    try:
+        import pyiqa
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(f"gmgan.metrics.{name} needs pyiqa: pip install 'gmgan[eval]'") from err
+    return pyiqa.create_metric(name, device=torch.device(device), **options)
+
+
+def _no_reference_input(img: Image) -> tuple[torch.Tensor, bool]:
+    x, numpy_in = _as_unit_tensor(img, "img")
+    if not x.is_floating_point() or x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"img: expected a float tensor (N, 3|1, H, W) in [0, 1], got {tuple(x.shape)} {x.dtype}")
+    return x.to(torch.float32) if x.dtype != torch.float64 else x, numpy_in
+
+
+def niqe(img: Image, *, crop_border: int = 0, color_space: str = "ycbcr",
+         model_path: str | Path | None = None) -> float | torch.Tensor:
+    """NIQE (Mittal et al. 2013), pyiqa's implementation; lower is better, about 3..10 for photos.
+
+    The image is reduced to the Y of BT.601 YCbCr (``color_space="ycbcr"``, as MATLAB's PIRM code and
+    BasicSR; pyiqa's own default is "yiq"), rounded to integers, then scored. ``crop_border=0`` is what
+    BasicSR used for its MATLAB-checked baboon value (5.7296); PIRM's PI crops 4 px (see :func:`pi`).
+    The model parameters are read from ``model_path``, else ``<GMGAN_DATA>/iqa/niqe_modelparameters.mat``,
+    else pyiqa's download cache; pyiqa is never asked to download.
+
+    Args:
+        img: numpy uint8 H x W x 3 / H x W, or a float tensor (N, 3|1, H, W) in [0, 1]. At least
+            96x96 after cropping (NIQE scores 96x96 blocks).
+
+    Returns:
+        A float for numpy input; a tensor (N,) for tensors.
+
+    Raises:
+        MissingModelFile: the parameter file is not available locally.
+    """
+    x, numpy_in = _no_reference_input(img)
+    metric = _pyiqa_metric("niqe", str(x.device), crop_border=crop_border, color_space=color_space,
+                           pretrained_model_path=str(_niqe_model(model_path)))
+    values = metric(x).reshape(-1).to(torch.float64)
+    return float(values[0]) if numpy_in else values
+
+
+def pi(img: Image, *, crop_border: int = 4, niqe_model_path: str | Path | None = None,
+       nrqm_model_path: str | Path | None = None) -> float | torch.Tensor:
+    """Perceptual Index of PIRM 2018: ((10 - Ma) + NIQE) / 2, lower is better.
+
+    Ma et al.'s NRQM and NIQE both through pyiqa, on the Y of BT.601 YCbCr, with ``crop_border`` pixels
+    (PIRM's default 4, the scale factor) removed from each side, as pyiqa's ``PI`` does. NRQM needs
+    ``NRQM_model.mat``, which is not available offline: it is read from ``nrqm_model_path``, else
+    ``<GMGAN_DATA>/iqa/NRQM_model.mat``, else pyiqa's cache.
+
+    Args:
+        img: numpy uint8 H x W x 3 / H x W, or a float tensor (N, 3|1, H, W) in [0, 1].
+
+    Returns:
+        A float for numpy input; a tensor (N,) for tensors.
+
+    Raises:
+        MissingModelFile: a model file (most likely NRQM_model.mat) is not available locally.
+    """
+    nrqm_path = _nrqm_model(nrqm_model_path)  # checked first: it is the one usually missing
+    x, numpy_in = _no_reference_input(img)
+    device = str(x.device)
+    nrqm = _pyiqa_metric("nrqm", device, crop_border=crop_border, color_space="ycbcr",
+                         pretrained_model_path=str(nrqm_path))
+    niqe_metric = _pyiqa_metric("niqe", device, crop_border=crop_border, color_space="ycbcr",
+                                pretrained_model_path=str(_niqe_model(niqe_model_path)))
+    values = 0.5 * ((10.0 - nrqm(x).reshape(-1)) + niqe_metric(x).reshape(-1))
+    values = values.to(torch.float64)
+    return float(values[0]) if numpy_in else values

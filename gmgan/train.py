@@ -1,0 +1,281 @@
+"""Training GMGAN in two phases (Zhu et al. 2020; the recipe is summarised in PAPER.md).
+
+Phase 1, ``pretrain`` (PSNR-oriented): the generator G alone learns to minimise the pixel MSE
+between G(LR) and HR, with Adam; the learning rate is halved every ``pretrain_lr_halve_every``
+updates. This gives the GAN a generator that already produces sensible images.
+
+Phase 2, ``gan``: G starts from the phase-1 weights and a critic D is trained against it, WGAN-GP
+style, alternating
+
+1. ``n_critic`` critic updates on  l_D = delta * (E[D(SR)] - E[D(HR)] + lambda * GP)   (G fixed)
+2. one generator update on        l_G = alpha * l_MSE + beta * l_P + gamma * l_Q + delta * l_GA
+
+where l_P compares VGG19 features, l_Q is the GMSD quality loss (the paper's contribution) and
+l_GA = -E[D(SR)]. Both use Adam with betas (0, 0.9); learning rates are halved every
+``gan_lr_halve_every`` updates.
+
+Everything else (devices, mixed precision, several GPUs, the generator's moving average,
+checkpoints and resuming, logging, validation) lives in :mod:`gmgan.train_utils`.
+
+Files, for a run folder ``out_dir`` (default ``<GMGAN_DERIVED>/runs/<name>``)::
+
+    out_dir/config.yaml
+    out_dir/pretrain/{G,G_ema}.safetensors       final weights (load with gmgan.load_generator)
+    out_dir/pretrain/log.jsonl, val.jsonl, tb/   losses, validation scores, TensorBoard
+    out_dir/pretrain/checkpoints/step_NNNNNNNN/  resumable checkpoints
+    out_dir/gan/{G,G_ema,D}.safetensors, ...     the same for phase 2
+
+Several GPUs: ``torchrun --nproc_per_node K -m gmgan train ...``; ``batch_size`` stays the global
+batch, each process computes ``batch_size / K`` samples and gradients are averaged.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gmgan.checkpoint import list_checkpoints
+from gmgan.losses import GMGANLoss, PerceptualLoss, mse_loss
+from gmgan.nets import Discriminator, RRDBNet, load_generator
+from gmgan.presets import TrainConfig, apply_overrides
+from gmgan.train_utils import (
+    Env,
+    GracefulStop,
+    PhaseRun,
+    TrainingDiverged,
+    bicubic_scores,
+    frozen,
+    setup,
+)
+
+__all__ = ["TrainResult", "TrainingDiverged", "gan", "pretrain", "train"]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        run_dir: the run folder.
+        weights: ``{phase: {"G": path, "G_ema": path[, "D": path]}}`` of the phases completed.
+        history: one dict per logged step (``phase``, ``step``, loss terms, ``lr_G``/``lr_D``,
+            ``grad_norm_G``/``grad_norm_D``, ``seconds``), as in ``<phase>/log.jsonl``.
+        validation: one dict per (phase, step, model, set) with ``psnr`` (dB), ``ssim``,
+            ``gmsd`` (and ``niqe`` at the end of a phase), as in ``<phase>/val.jsonl``.
+        bicubic: the same scores for bicubic upsampling, ``{set: {...}}`` (the baseline).
+        seconds: wall-clock seconds spent in each phase in this call.
+        interrupted: True when Ctrl-C stopped training (resume with ``resume=True``).
+        config: the configuration used.
+    """
+
+    run_dir: Path
+    config: TrainConfig
+    weights: dict[str, dict[str, Path]] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    validation: list[dict[str, Any]] = field(default_factory=list)
+    bicubic: dict[str, dict[str, float]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def generator(self) -> Path | None:
+        """The final generator of the last completed phase (the EMA weights when there are)."""
+        for phase in ("gan", "pretrain"):
+            if phase in self.weights:
+                return self.weights[phase].get("G_ema", self.weights[phase]["G"])
+        return None
+
+
+# ---------------------------------------------------------------------- building blocks
+
+def build_generator(cfg: TrainConfig) -> RRDBNet:
+    """A freshly initialised RRDBNet of the configured size."""
+    return RRDBNet(3, 3, num_feat=cfg.num_feat, num_block=cfg.num_block, num_grow=cfg.num_grow,
+                   scale=cfg.scale)
+
+
+def initial_generator(cfg: TrainConfig, env: Env) -> RRDBNet:
+    """Phase 2 starts from the phase-1 generator: ``cfg.pretrained_g``, else this run's
+    ``pretrain/G_ema.safetensors`` (or ``G.safetensors`` without EMA)."""
+    if cfg.pretrained_g:
+        path = Path(cfg.pretrained_g).expanduser()
+    else:
+        folder = env.phase_dir("pretrain")
+        path = next((p for p in (folder / "G_ema.safetensors", folder / "G.safetensors") if p.is_file()),
+                    folder / "G_ema.safetensors")
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"phase 'gan' starts from the phase-1 generator, but {folder} has no G_ema.safetensors "
+                f"or G.safetensors. Run phase 'pretrain' (or 'both') first, or pass pretrained_g=PATH "
+                f"(e.g. ESRGAN's RRDB_PSNR_x4.pth).")
+    model = load_generator(path)
+    want = build_generator(cfg).config
+    if model.config != want:
+        diff = ", ".join(f"{k}={model.config[k]} (config: {want[k]})" for k in want
+                         if model.config[k] != want[k])
+        raise ValueError(f"{path} does not match the configured generator: {diff}. Set num_feat/"
+                         f"num_block/num_grow/scale to the checkpoint's values.")
+    return model
+
+
+def perceptual_network(cfg: TrainConfig) -> torch.nn.Module | bool:
+    """The l_P network from ``cfg.perceptual_weights``: ``imagenet``, a file, ``random`` (tests)
+    or ``none`` (no perceptual loss)."""
+    spec = cfg.perceptual_weights
+    if cfg.beta == 0 or spec.lower() in ("none", "off", "false"):
+        return False
+    weights = None if spec.lower() == "random" else spec
+    return PerceptualLoss(layer=cfg.perceptual_layer, weights=weights)
+
+
+def training_patches(cfg: TrainConfig, env: Env, seed: int):
+    """The training set as random (LR, HR) patch pairs (:class:`gmgan.data.PatchPairs`); the LR
+    images are made (MATLAB bicubic) and cached on first use, by the main process first."""
+    from gmgan.data import PatchPairs, prepare_training_set
+
+    def prepare():
+        return prepare_training_set(cfg.train_set, scale=cfg.scale, subimages=cfg.subimages,
+                                    augment8=cfg.augment8, progress=cfg.progress and env.is_main)
+
+    prepared = prepare() if env.is_main else None
+    env.barrier()
+    if prepared is None:
+        prepared = prepare()
+    return PatchPairs(prepared.hr_dir, prepared.lr_dir, patch_size=cfg.patch_size, scale=cfg.scale,
+                      seed=seed, augment=True)
+
+
+def _phase_run(phase: str, cfg: TrainConfig, env: Env, stop: GracefulStop, **kwargs) -> PhaseRun:
+    return PhaseRun(phase, cfg, env, stop, dataset_factory=lambda seed: training_patches(cfg, env, seed),
+                    **kwargs)
+
+
+# ---------------------------------------------------------------------- the two phases
+
+def pretrain(cfg: TrainConfig, env: Env, stop: GracefulStop) -> dict[str, Any]:
+    """Phase 1: PSNR-oriented pre-training of G with the pixel MSE only."""
+    torch.manual_seed(cfg.seed)
+    G = env.place(build_generator(cfg))
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.pretrain_lr, betas=cfg.pretrain_betas)
+    run = _phase_run("pretrain", cfg, env, stop, total=cfg.pretrain_iters, nets={"G": G},
+                     optimizers={"G": opt_g}, halve_every=cfg.pretrain_lr_halve_every)
+    G = run.nets["G"]
+
+    for step, lr, hr in run.batches():
+        with run.autocast():
+            sr = G(lr)
+        l_mse = mse_loss(sr, hr)
+        run.update("G", l_mse)
+        run.finish_step(step, {"mse": l_mse})
+    return run.finish()
+
+
+def gan(cfg: TrainConfig, env: Env, stop: GracefulStop,
+        perceptual: torch.nn.Module | bool | None = None) -> dict[str, Any]:
+    """Phase 2: G (from phase 1) against a WGAN-GP critic D, with GMGAN's generator loss.
+    ``perceptual``: the l_P network if already built (default: :func:`perceptual_network`)."""
+    torch.manual_seed(cfg.seed + 1)
+    G = env.place(initial_generator(cfg, env))
+    D = env.place(Discriminator(3, num_feat=cfg.d_num_feat, input_size=cfg.patch_size, norm=cfg.d_norm))
+    if perceptual is None:
+        perceptual = perceptual_network(cfg)
+    criterion = GMGANLoss(alpha=cfg.alpha, beta=cfg.beta, gamma=cfg.gamma, delta=cfg.delta,
+                          lam=cfg.lam, perceptual=perceptual).to(env.device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.gan_lr, betas=cfg.gan_betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.gan_lr, betas=cfg.gan_betas)
+    run = _phase_run("gan", cfg, env, stop, total=cfg.gan_iters, nets={"G": G, "D": D},
+                     optimizers={"G": opt_g, "D": opt_d}, halve_every=cfg.gan_lr_halve_every)
+    G, D = run.nets["G"], run.nets["D"]
+
+    for step, lr, hr in run.batches():
+        # 1. The critic: n_critic updates on l_D = delta * (E[D(SR)] - E[D(HR)] + lambda * GP),
+        #    with G fixed. (With n_critic > 1 the critic sees this batch again: G has not moved.)
+        with torch.no_grad(), run.autocast():
+            sr = G(lr)
+        for _ in range(cfg.n_critic):
+            with run.autocast():
+                l_d, d_terms = criterion.critic(D, sr, hr)
+            run.update("D", l_d)
+
+        # 2. The generator: one update on l_G = alpha*l_MSE + beta*l_P + gamma*l_Q + delta*l_GA.
+        #    D's weights are frozen: the gradient of l_GA flows through D into G only.
+        with run.autocast(), frozen(run.raw["D"]) as critic:
+            sr = G(lr)
+            l_g, g_terms = criterion.generator(sr, hr, critic=critic)
+        run.update("G", l_g)
+
+        run.finish_step(step, {**{k: v for k, v in g_terms.items() if k != "total"}, "l_G": g_terms["total"],
+                               "wasserstein": d_terms["wasserstein"], "gp": d_terms["gp"],
+                               "l_D": d_terms["total"]})
+    return run.finish()
+
+
+# ---------------------------------------------------------------------- the entry point
+
+def _check_run_dir(cfg: TrainConfig, env: Env) -> None:
+    """Refuse to mix a new run into the checkpoints of an old one unless resuming."""
+    if cfg.resume:
+        return
+    for phase in cfg.phases():
+        if list_checkpoints(env.phase_dir(phase) / "checkpoints"):
+            raise FileExistsError(
+                f"{env.phase_dir(phase)} already holds checkpoints of an earlier run. Continue it with "
+                f"resume=True (gmgan train ... --resume), or choose another name / out_dir.")
+
+
+def train(cfg: TrainConfig, **overrides: Any) -> TrainResult:
+    """Train GMGAN: phase 1, phase 2 or both (``cfg.phase``), as described in the module doc.
+
+    Args:
+        cfg: a :class:`~gmgan.presets.TrainConfig`, e.g. ``get_preset("teach")``.
+        overrides: fields to change, e.g. ``train(cfg, pretrain_iters=100)``.
+
+    Returns:
+        a :class:`TrainResult` (run folder, weight files, losses, validation, seconds per phase).
+        After Ctrl-C it returns normally with ``interrupted=True`` and a checkpoint written.
+
+    Raises:
+        TrainingDiverged: ``cfg.max_bad_steps`` consecutive non-finite losses or gradients.
+        FileExistsError: the run folder holds checkpoints and ``cfg.resume`` is false.
+        CheckpointError: a checkpoint could not be written and ``on_save_error="stop"``.
+    """
+    if overrides:
+        cfg = apply_overrides(cfg, overrides)
+    env = setup(cfg)
+    try:
+        _check_run_dir(cfg, env)
+        env.barrier()
+        if env.is_main:
+            env.run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.to_yaml(env.run_dir / "config.yaml")
+            print(f"training {', '.join(cfg.phases())} in {env.run_dir} on {env.device}"
+                  + (f" x {env.world_size} processes" if env.distributed else ""),
+                  file=sys.stderr, flush=True)
+        result = TrainResult(run_dir=env.run_dir, config=cfg)
+        if env.is_main and cfg.val_sets:
+            from gmgan.train_utils import _load_val_sets
+
+            result.bicubic = bicubic_scores(_load_val_sets(env), scale=cfg.scale)
+        # Build the VGG of l_P now: missing ImageNet weights should stop the run before phase 1,
+        # not hours later at the start of phase 2.
+        phases = {"pretrain": pretrain, "gan": gan}
+        if "gan" in cfg.phases():
+            phases["gan"] = functools.partial(gan, perceptual=perceptual_network(cfg))
+        with GracefulStop() as stop:
+            for phase in cfg.phases():
+                out = phases[phase](cfg, env, stop)
+                result.history += out["history"]
+                result.validation += out["validation"]
+                result.seconds[phase] = out["seconds"]
+                if out["interrupted"]:
+                    result.interrupted = True
+                    break
+                result.weights[phase] = out["weights"]
+        return result
+    finally:
+        env.close()
+

@@ -1,0 +1,858 @@
+"""The mechanics of training, kept out of :mod:`gmgan.train` so that file reads like the paper.
+
+Here: device and ``torch.distributed`` set-up (:func:`setup`), a step-indexed data order that
+survives a resume (:class:`StepSampler`), the generator's moving average (:class:`EMA`), mixed
+precision, the non-finite-loss guard, logging (JSON lines, TensorBoard, tqdm), validation on the
+benchmark sets, Ctrl-C handling, and :class:`PhaseRun`, which ties them together for one phase:
+``for step, lr, hr in run.batches(): ...; run.update("G", loss); run.finish_step(step, terms)``.
+
+Reproducibility: everything random in step ``s`` is a pure function of ``(seed, phase, s)``. The
+data order and crops come from :class:`StepSampler` and the dataset's per-index generator, and
+the global torch generator is re-seeded at the start of every step (``step_seed``), so the
+gradient penalty's random mixing weights do not depend on what ran before. A run resumed from a
+checkpoint therefore repeats the uninterrupted run exactly on a CPU (GPU kernels may not be
+bitwise deterministic).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from gmgan.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from gmgan.presets import TrainConfig
+
+__all__ = [
+    "EMA",
+    "Env",
+    "GracefulStop",
+    "PhaseRun",
+    "StepSampler",
+    "TrainingDiverged",
+    "setup",
+    "step_seed",
+    "validate_model",
+]
+
+PHASE_INDEX = {"pretrain": 0, "gan": 1}
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many consecutive steps had a non-finite loss or gradient (``max_bad_steps``)."""
+
+
+# ---------------------------------------------------------------------- device and processes
+
+@dataclass
+class Env:
+    """Where training runs: the device, this process's rank and the world size, the run folder."""
+
+    cfg: TrainConfig
+    device: torch.device
+    run_dir: Path
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    owns_process_group: bool = False
+    _benchmarks: dict[str, list] = field(default_factory=dict)
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that logs, validates and writes checkpoints (rank 0)."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def all_true(self, flag: bool) -> bool:
+        """``flag`` and-ed over all processes (every process must call this at the same point)."""
+        if not self.distributed:
+            return bool(flag)
+        t = torch.tensor([0 if flag else 1], device=self.device if self.device.type == "cuda" else "cpu")
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return int(t.item()) == 0
+
+    def all_true_each(self, flags: list[bool]) -> list[bool]:
+        """Each flag and-ed over all processes, in one collective."""
+        if not self.distributed:
+            return [bool(f) for f in flags]
+        t = torch.tensor([0 if f else 1 for f in flags],
+                         device=self.device if self.device.type == "cuda" else "cpu")
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return [v == 0 for v in t.tolist()]
+
+    def any_true(self, flag: bool) -> bool:
+        return not self.all_true(not flag)
+
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        """Average a tensor over processes (for logging losses measured on each process's share)."""
+        if not self.distributed:
+            return values
+        values = values.clone()
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        return values / self.world_size
+
+    def phase_dir(self, phase: str) -> Path:
+        """``<run_dir>/<phase>``: the folder of one phase's weights, logs and checkpoints."""
+        return self.run_dir / phase
+
+    def place(self, module: nn.Module) -> nn.Module:
+        """Move a freshly built network to the device (and to channels-last if configured)."""
+        module = module.to(self.device)
+        if self.cfg.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return module
+
+    def close(self) -> None:
+        if self.owns_process_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _pick_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device={name!r} but CUDA is not available; use device=auto or cpu")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def setup(cfg: TrainConfig) -> Env:
+    """Pick the device and, when launched by ``torchrun`` (``WORLD_SIZE`` > 1), join the process
+    group: NCCL on CUDA, gloo on CPU. One process per GPU: ``cuda:LOCAL_RANK``."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = _pick_device(cfg.device, local_rank)
+    owns = False
+    if world_size > 1:
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+            owns = True
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+        if cfg.batch_size % world_size:
+            raise ValueError(f"batch_size={cfg.batch_size} is the global batch and must divide "
+                             f"evenly over {world_size} processes")
+    return Env(cfg, device, cfg.run_dir(), rank, world_size, local_rank, owns)
+
+
+def step_seed(seed: int, phase: str, step: int, rank: int = 0) -> int:
+    """The seed of all random draws of one step, a pure function of its arguments (63 bits)."""
+    ss = np.random.SeedSequence([seed, PHASE_INDEX[phase], step, rank])
+    return int(ss.generate_state(2, dtype=np.uint32).astype(np.uint64) @ np.array([1 << 31, 1], np.uint64))
+
+
+# ---------------------------------------------------------------------- data order
+
+class StepSampler:
+    """A batch sampler whose batch for step ``s`` depends on ``(seed, s)`` only, so that training
+    can restart at any step and see the same data as an uninterrupted run.
+
+    Samples form an endless stream: pass ``e`` over the ``num_images`` images visits them in the
+    order ``perm_e`` (a permutation seeded by ``(seed, e)``); the global batch of step ``s``
+    (0-based) is stream positions ``s*B .. s*B+B-1``. Position ``p`` becomes the dataset index
+    ``e*num_images + perm_e[p % num_images]`` with ``e = p // num_images``: image
+    ``index % num_images`` as :class:`gmgan.data.PatchPairs` reads it, and a new random crop in
+    every pass (the dataset seeds its crops by index). The dataset must therefore have
+    ``len >= num_images * passes`` (:meth:`dataset_length`).
+
+    With ``world_size`` K, process ``rank`` takes the ``rank``-th of K equal slices of each
+    global batch, so K processes together see exactly the single-process batches.
+
+    Iterating yields lists of indices for steps ``start .. end-1``.
+    """
+
+    def __init__(self, num_images: int, batch_size: int, *, seed: int = 0, start: int = 0,
+                 end: int | None = None, rank: int = 0, world_size: int = 1) -> None:
+        if num_images < 1 or batch_size < 1:
+            raise ValueError(f"StepSampler needs num_images >= 1 and batch_size >= 1, got "
+                             f"{num_images}, {batch_size}")
+        if batch_size % world_size:
+            raise ValueError(f"global batch {batch_size} does not split over {world_size} processes")
+        self.n, self.batch, self.seed = num_images, batch_size, seed
+        self.start, self.end = start, end
+        self.rank, self.world = rank, world_size
+        self._perms: dict[int, np.ndarray] = {}
+
+    def dataset_length(self, steps: int) -> int:
+        """The dataset length that covers ``steps`` steps."""
+        passes = (steps * self.batch + self.n - 1) // self.n + 1
+        return self.n * passes
+
+    def _perm(self, e: int) -> np.ndarray:
+        if e not in self._perms:
+            if len(self._perms) > 4:
+                self._perms.pop(min(self._perms))
+            self._perms[e] = np.random.default_rng([self.seed, e]).permutation(self.n)
+        return self._perms[e]
+
+    def global_batch(self, step: int) -> list[int]:
+        """Dataset indices of the whole batch of 0-based ``step``."""
+        out = []
+        for p in range(step * self.batch, (step + 1) * self.batch):
+            e, j = divmod(p, self.n)
+            out.append(e * self.n + int(self._perm(e)[j]))
+        return out
+
+    def __iter__(self) -> Iterator[list[int]]:
+        share = self.batch // self.world
+        step = self.start
+        while self.end is None or step < self.end:
+            yield self.global_batch(step)[self.rank * share:(self.rank + 1) * share]
+            step += 1
+
+    def __len__(self) -> int:
+        if self.end is None:
+            raise TypeError("an endless StepSampler has no length")
+        return max(0, self.end - self.start)
+
+
+def make_loader(dataset: Dataset, sampler: StepSampler, *, num_workers: int, pin_memory: bool) -> DataLoader:
+    """A DataLoader over ``sampler``'s batches: workers prefetch, pinned memory for fast copies."""
+    kwargs: dict[str, Any] = {}
+    if num_workers > 0:
+        kwargs = {"prefetch_factor": 4, "persistent_workers": False}
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
+                      pin_memory=pin_memory, **kwargs)
+
+
+# ---------------------------------------------------------------------- EMA
+
+class EMA:
+    """Exponential moving average of a model's weights (Polyak averaging).
+
+    After every optimiser step: ``ema = decay * ema + (1 - decay) * param`` for each parameter;
+    buffers are copied. ``decay`` 0.999 averages over roughly the last 1000 updates; the averaged
+    generator is smoother and usually scores higher than the raw one (BasicSR does the same).
+    ``self.module`` is a frozen copy in eval mode, ready for validation or saving.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        if not 0 <= decay < 1:
+            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        ema = list(self.module.parameters())
+        new = [p.detach() for p in model.parameters()]
+        # lerp(ema, p, w) = ema + w * (p - ema) = (1 - w) * ema + w * p with w = 1 - decay
+        torch._foreach_lerp_(ema, new, 1.0 - self.decay)
+        for b_ema, b in zip(self.module.buffers(), model.buffers()):
+            b_ema.copy_(b)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(state)
+
+
+# ---------------------------------------------------------------------- small helpers
+
+def grad_norm(params: list[nn.Parameter]) -> torch.Tensor:
+    """The L2 norm of all gradients together (a 0-d tensor; inf or nan if any gradient is)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros((), device=params[0].device if params else "cpu")
+    total_norm = getattr(torch.nn.utils, "get_total_norm", None)
+    if total_norm is not None:
+        return total_norm(grads, 2.0)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """Switch off ``requires_grad`` of a module's parameters inside the block (the critic while
+    the generator learns: gradients still flow through it to its input, none are stored)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+class GracefulStop:
+    """Context manager: the first Ctrl-C (SIGINT) only sets ``requested``; the trainer finishes
+    the step, writes a checkpoint and returns. A second Ctrl-C interrupts at once. Outside the
+    main thread (where signals cannot be caught) it does nothing."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested:
+            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: finishing this step and writing a checkpoint (Ctrl-C again to abort "
+              "without one)", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> GracefulStop:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def _to_float(value: Any) -> float:
+    return float(value.detach().float().cpu()) if isinstance(value, torch.Tensor) else float(value)
+
+
+# ---------------------------------------------------------------------- logging
+
+class RunLog:
+    """``log.jsonl`` / ``val.jsonl`` in a phase folder, TensorBoard next to them, and the
+    in-memory history. Only the main process writes; the others get ``enabled=False``."""
+
+    def __init__(self, phase_dir: Path, *, enabled: bool, tensorboard: bool, resume_step: int | None) -> None:
+        self.enabled = enabled
+        self.history: list[dict[str, Any]] = []
+        self.validation: list[dict[str, Any]] = []
+        self.train_path, self.val_path = phase_dir / "log.jsonl", phase_dir / "val.jsonl"
+        self.writer = None
+        if not enabled:
+            return
+        phase_dir.mkdir(parents=True, exist_ok=True)
+        # On resume, keep what the checkpoint covers and drop rows written after it.
+        keep = -1 if resume_step is None else resume_step
+        self.history = self._rewrite(self.train_path, keep)
+        self.validation = self._rewrite(self.val_path, keep)
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(phase_dir / "tb"), purge_step=None if resume_step is None
+                                            else resume_step + 1)
+            except ImportError:
+                warnings.warn("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)",
+                              stacklevel=2)
+
+    @staticmethod
+    def _rewrite(path: Path, keep_until: int) -> list[dict[str, Any]]:
+        rows = []
+        if path.is_file() and keep_until >= 0:
+            for line in path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:  # a line cut short by a crash
+                    continue
+                if row.get("step", 0) <= keep_until:
+                    rows.append(row)
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return rows
+
+    def _append(self, path: Path, row: dict[str, Any]) -> None:
+        with open(path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def train_row(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.history.append(row)
+        self._append(self.train_path, row)
+        if self.writer is not None:
+            for key, value in row.items():
+                if key not in ("step", "phase") and isinstance(value, (int, float)):
+                    self.writer.add_scalar(f"train/{key}", value, row["step"])
+
+    def val_row(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.validation.append(row)
+        self._append(self.val_path, row)
+        if self.writer is not None:
+            for key, value in row.items():
+                if isinstance(value, float) and math.isfinite(value):
+                    self.writer.add_scalar(f"val_{row['model']}/{row['set']}/{key}", value, row["step"])
+
+    def image(self, tag: str, grid: torch.Tensor, step: int) -> None:
+        if self.enabled and self.writer is not None:
+            self.writer.add_image(tag, grid, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+# ---------------------------------------------------------------------- validation
+
+def _load_val_sets(env: Env) -> dict[str, list]:
+    from gmgan.data import load_benchmark
+
+    for name in env.cfg.val_sets:
+        if name not in env._benchmarks:
+            env._benchmarks[name] = load_benchmark(name, scale=env.cfg.scale, limit=env.cfg.val_limit)
+    return {name: env._benchmarks[name] for name in env.cfg.val_sets}
+
+
+@torch.no_grad()
+def super_resolve(model: nn.Module, lr: np.ndarray, device: torch.device) -> np.ndarray:
+    """Run ``model`` on one LR image: numpy uint8 H x W x 3 (or H x W grey, fed as R = G = B) ->
+    uint8 sH x sW x 3, in float32, whole image at once."""
+    from gmgan.imageio import image_to_tensor, tensor_to_image
+
+    x = image_to_tensor(lr).to(device)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    sr = model(x).float().nan_to_num_(0.0)
+    return tensor_to_image(sr)
+
+
+def validate_model(model: nn.Module, sets: Mapping[str, list], device: torch.device, *,
+                   scale: int, niqe: bool = False) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+    """Mean PSNR (dB), SSIM and GMSD of ``model`` on each benchmark set (and NIQE if asked and
+    its parameter file is available).
+
+    PSNR/SSIM on the Y channel with a ``scale``-pixel border removed (:mod:`gmgan.metrics`);
+    grey images (Set14 ``bridge``) go through the model as R = G = B and are scored with
+    ``grey="as_rgb"``, the GMGAN paper's convention (bicubic Set14: 26.09 dB).
+
+    Returns ``({set: {"psnr", "ssim", "gmsd"[, "niqe"]}}, notes)``, notes saying why a metric
+    was skipped. ``model`` is put in eval mode and back.
+    """
+    from gmgan import metrics
+
+    notes: dict[str, str] = {}
+    was_training = model.training
+    model.eval()
+    out: dict[str, dict[str, float]] = {}
+    try:
+        for name, images in sets.items():
+            scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "gmsd": []}
+            for im in images:
+                sr = super_resolve(model, im.lr, device)
+                hr = im.hr
+                scores["psnr"].append(metrics.psnr(sr, hr, crop_border=scale, grey="as_rgb"))
+                scores["ssim"].append(metrics.ssim(sr, hr, crop_border=scale, grey="as_rgb"))
+                hr3 = np.repeat(hr[:, :, None], 3, axis=2) if hr.ndim == 2 else hr
+                scores["gmsd"].append(metrics.gmsd(sr, hr3))
+                if niqe and "niqe" not in notes:
+                    scores.setdefault("niqe", []).append(_niqe_or_nan(sr, scale, name, im.name, notes))
+            if "niqe" in notes:
+                scores.pop("niqe", None)
+            out[name] = {k: float(np.mean(v)) for k, v in scores.items() if v}
+    finally:
+        model.train(was_training)
+    return out, notes
+
+
+def bicubic_scores(sets: Mapping[str, list], *, scale: int, niqe: bool = False) -> dict[str, dict[str, float]]:
+    """The same scores for MATLAB-style bicubic upsampling (:func:`gmgan.imresize`): the baseline."""
+    from gmgan import metrics
+    from gmgan.resize import imresize
+
+    notes: dict[str, str] = {}
+    out = {}
+    for name, images in sets.items():
+        scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "gmsd": []}
+        for im in images:
+            lr = np.repeat(im.lr[:, :, None], 3, axis=2) if im.lr.ndim == 2 else im.lr
+            sr = imresize(lr, scale)
+            hr = im.hr
+            scores["psnr"].append(metrics.psnr(sr, hr, crop_border=scale, grey="as_rgb"))
+            scores["ssim"].append(metrics.ssim(sr, hr, crop_border=scale, grey="as_rgb"))
+            hr3 = np.repeat(hr[:, :, None], 3, axis=2) if hr.ndim == 2 else hr
+            scores["gmsd"].append(metrics.gmsd(sr, hr3))
+            if niqe and "niqe" not in notes:
+                scores.setdefault("niqe", []).append(_niqe_or_nan(sr, scale, name, im.name, notes))
+        if "niqe" in notes:
+            scores.pop("niqe", None)
+        out[name] = {k: float(np.mean(v)) for k, v in scores.items() if v}
+    return out
+
+
+def _niqe_or_nan(img: np.ndarray, scale: int, set_name: str, image_name: str, notes: dict[str, str]) -> float:
+    """NIQE of one image; NaN (with a note) when it fails on this image (e.g. a flat output of an
+    untrained model); a missing parameter file or pyiqa sets ``notes["niqe"]`` to skip NIQE."""
+    from gmgan import metrics
+
+    try:
+        return float(metrics.niqe(img, crop_border=scale))
+    except (FileNotFoundError, ImportError) as err:
+        notes["niqe"] = f"NIQE skipped: {err}"
+    except Exception as err:  # pyiqa raises linear-algebra errors on degenerate images
+        notes[f"niqe_{set_name}_{image_name}"] = f"NIQE failed on {set_name}/{image_name}: {err}"
+    return float("nan")
+
+
+def _preview(model: nn.Module, image, device: torch.device, scale: int, size: int = 128) -> torch.Tensor:
+    """A 3-panel image for TensorBoard: LR (nearest-upsampled) | SR | HR, a centre crop."""
+    from torchvision.utils import make_grid
+
+    from gmgan.imageio import image_to_tensor
+
+    lr = image.lr if image.lr.ndim == 3 else np.repeat(image.lr[:, :, None], 3, axis=2)
+    hr = image.hr if image.hr.ndim == 3 else np.repeat(image.hr[:, :, None], 3, axis=2)
+    p = min(size // scale, lr.shape[0], lr.shape[1])
+    y, x = (lr.shape[0] - p) // 2, (lr.shape[1] - p) // 2
+    lr_t = image_to_tensor(np.ascontiguousarray(lr[y:y + p, x:x + p])).to(device)
+    hr_t = image_to_tensor(np.ascontiguousarray(hr[scale * y:scale * (y + p), scale * x:scale * (x + p)]))
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        sr_t = model(lr_t).float().clamp(0, 1).cpu()
+    model.train(was_training)
+    up = torch.nn.functional.interpolate(lr_t.cpu(), scale_factor=scale, mode="nearest")
+    return make_grid(torch.cat([up, sr_t, hr_t]), nrow=3, padding=2)
+
+
+# ---------------------------------------------------------------------- one phase
+
+class PhaseRun:
+    """Everything around the update rule of one phase.
+
+    Give it the networks, their optimisers and a learning-rate halving period; it wraps the
+    networks for training (DDP, ``torch.compile``), resumes from the newest checkpoint when
+    ``cfg.resume``, and serves batches. The phase's code then only says what a step computes::
+
+        for step, lr, hr in run.batches():      # step = 1 .. total (number of updates made)
+            loss = ...
+            run.update("G", loss)               # backward, NaN guard, optimiser step
+            run.finish_step(step, terms)        # lr schedule, EMA, log, validate, checkpoint
+        return run.finish()                     # final checkpoint, validation, weight files
+
+    ``run.nets[name]`` is the network to call for training (wrapped), ``run.raw[name]`` the plain
+    module (for frozen use and saving), ``run.ema`` the EMA of ``"G"`` (``None`` if
+    ``cfg.ema_decay`` is 0).
+    """
+
+    def __init__(self, phase: str, cfg: TrainConfig, env: Env, stop: GracefulStop, *,
+                 total: int, nets: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                 halve_every: int, dataset_factory) -> None:
+        self.phase, self.cfg, self.env, self.stop, self.total = phase, cfg, env, stop, total
+        self.dir = env.phase_dir(phase)
+        self.ckpt_dir = self.dir / "checkpoints"
+        self.raw = dict(nets)
+        self.optimizers = optimizers
+        self.schedulers = {k: torch.optim.lr_scheduler.StepLR(o, step_size=halve_every, gamma=0.5)
+                           for k, o in optimizers.items()}
+        # GradScaler only for fp16 (bf16 has float32's exponent range and needs no scaling);
+        # disabled, it passes everything through unchanged.
+        self.scalers = {k: torch.amp.GradScaler(env.device.type, enabled=cfg.amp == "fp16")
+                        for k in optimizers}
+        self.ema = EMA(self.raw["G"], cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.start = 0
+        self.bad_in_a_row = 0
+        self._step_bad = False
+        self._norm_tensors: dict[str, torch.Tensor] = {}
+        self._saved_step: int | None = None
+        self._t0 = time.perf_counter()
+        self.interrupted = False
+
+        resume_from = self._resume_point()
+        if resume_from is not None:
+            self._load(resume_from)
+        self.log = RunLog(self.dir, enabled=env.is_main, tensorboard=cfg.tensorboard,
+                          resume_step=self.start if resume_from is not None else None)
+        self.nets = {k: self._wrap(m) for k, m in self.raw.items()}
+        self.dataset_factory = dataset_factory
+        self._bar = None
+
+    # -- set-up
+
+    def _wrap(self, module: nn.Module) -> nn.Module:
+        module.train()
+        wrapped = torch.compile(module) if self.cfg.compile else module
+        if self.env.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.env.device.index] if self.env.device.type == "cuda" else None
+            wrapped = DDP(wrapped, device_ids=ids)
+        return wrapped
+
+    def _resume_point(self) -> Path | None:
+        if not self.cfg.resume:
+            return None
+        return latest_checkpoint(self.ckpt_dir)
+
+    def _load(self, path: Path) -> None:
+        ckpt = load_checkpoint(path, map_location=self.env.device)
+        if ckpt["extra"].get("phase") != self.phase:
+            raise CheckpointError(f"{path} is a checkpoint of phase {ckpt['extra'].get('phase')!r}, "
+                                  f"not {self.phase!r}")
+        for name, module in self.raw.items():
+            module.load_state_dict(ckpt["models"][name])
+        if self.ema is not None and "G_ema" in ckpt["models"]:
+            self.ema.load_state_dict(ckpt["models"]["G_ema"])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(ckpt["optimizers"][name])
+            self.schedulers[name].load_state_dict(ckpt["schedulers"][name])
+            self.scalers[name].load_state_dict(ckpt["optimizers"][f"scaler_{name}"])
+        restore_rng(ckpt["rng"])
+        self.start = int(ckpt["step"])
+        self.bad_in_a_row = int(ckpt["extra"].get("bad_in_a_row", 0))
+        if self.env.is_main:
+            print(f"[{self.phase}] resuming from {path} (step {self.start} of {self.total})",
+                  file=sys.stderr, flush=True)
+
+    @property
+    def complete(self) -> bool:
+        """True when this phase's checkpoint already covers all its steps (nothing to train)."""
+        return self.start >= self.total
+
+    # -- the loop
+
+    def autocast(self):
+        """Autocast for the configured mixed precision (a no-op for ``amp="none"``)."""
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.amp)
+        return torch.autocast(self.env.device.type, dtype=dtype, enabled=dtype is not None)
+
+    def batches(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """``(step, lr, hr)`` for the steps still to do; ``step`` counts from 1. Stops early after
+        Ctrl-C (once the step in progress is done)."""
+        if self.complete:
+            return
+        cfg, env = self.cfg, self.env
+        seed = 2 * cfg.seed + PHASE_INDEX[self.phase]
+        dataset = self.dataset_factory(seed)
+        sampler = StepSampler(len(dataset), cfg.batch_size, seed=seed, start=self.start, end=self.total,
+                              rank=env.rank, world_size=env.world_size)
+        # PatchPairs draws a fresh crop for every index and reads image ``index % n``: stretch it
+        # to as many passes over the images as the phase needs (see StepSampler).
+        dataset.length = sampler.dataset_length(self.total)
+        loader = make_loader(dataset, sampler, num_workers=cfg.num_workers,
+                             pin_memory=env.device.type == "cuda")
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=self.total, initial=self.start, desc=self.phase, unit="it",
+                         mininterval=1.0, dynamic_ncols=True, disable=not (env.is_main and cfg.progress))
+        fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        try:
+            for step, (lr, hr) in enumerate(loader, start=self.start + 1):
+                torch.manual_seed(step_seed(cfg.seed, self.phase, step, env.rank))
+                lr = lr.to(env.device, non_blocking=True).contiguous(memory_format=fmt)
+                hr = hr.to(env.device, non_blocking=True).contiguous(memory_format=fmt)
+                self._step_bad = False
+                yield step, lr, hr
+                if self.interrupted:
+                    break
+        finally:
+            self._bar.close()
+
+    def update(self, name: str, loss: torch.Tensor) -> bool:
+        """One optimiser step of network ``name`` on ``loss``: backward (scaled for fp16), the
+        gradient norm, and the step itself unless the loss or a gradient is inf/NaN (then the
+        step counts as bad, see ``max_bad_steps``). Returns whether the update was made."""
+        opt, scaler = self.optimizers[name], self.scalers[name]
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)  # true gradients, for the norm; a no-op without fp16
+        norm = grad_norm([p for group in opt.param_groups for p in group["params"]])
+        self._norm_tensors[name] = norm.detach()
+        # One host sync for both checks; in DDP every process must take the same decision.
+        flags = torch.stack([torch.isfinite(loss.detach().float()), torch.isfinite(norm.float())])
+        loss_ok, grads_ok = self.env.all_true_each(flags.tolist())
+        if scaler.is_enabled():
+            # fp16: an overflow in the gradients is routine; GradScaler skips that step by itself
+            # and lowers its scale. Only a non-finite *loss* counts as a bad step.
+            scaler.step(opt)
+            made, bad = grads_ok, not loss_ok
+        else:
+            made = bad_free = loss_ok and grads_ok
+            if made:
+                opt.step()
+            bad = not bad_free
+        scaler.update()
+        if bad:
+            self._step_bad = True
+            warnings.warn(f"[{self.phase}] non-finite {name} loss or gradient (loss={_to_float(loss):.4g}, "
+                          f"grad norm={_to_float(norm):.4g}): update skipped "
+                          f"({self.bad_in_a_row + 1} bad step(s) in a row)", RuntimeWarning, stacklevel=2)
+        if made and name == "G" and self.ema is not None:
+            self.ema.update(self.raw["G"])
+        return made
+
+    def finish_step(self, step: int, terms: Mapping[str, Any]) -> None:
+        """Book-keeping after step ``step``: the non-finite guard, the learning-rate schedule,
+        logging, periodic validation and checkpoints, and Ctrl-C."""
+        cfg, env = self.cfg, self.env
+        lrs = {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
+        for sched in self.schedulers.values():
+            with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()" after a skip
+                warnings.simplefilter("ignore", UserWarning)
+                sched.step()
+        if self._step_bad:
+            self.bad_in_a_row += 1
+            if self.bad_in_a_row >= cfg.max_bad_steps:
+                last = latest_checkpoint(self.ckpt_dir)
+                raise TrainingDiverged(
+                    f"[{self.phase}] {self.bad_in_a_row} consecutive steps (up to step {step}) had a "
+                    f"non-finite loss or gradient; training stopped. Last good checkpoint: "
+                    f"{last or 'none'}. Try a lower learning rate or amp='none'/'bf16', then resume.")
+        else:
+            self.bad_in_a_row = 0
+        self._bar.update(1)
+        if step % cfg.log_every == 0 or step == self.total:
+            self._log(step, terms, lrs)
+        self.interrupted = env.any_true(self.stop.requested)
+        if self.interrupted:
+            self.save(step)
+            return
+        if cfg.ckpt_every and step % cfg.ckpt_every == 0 and step != self.total:
+            self.save(step)
+        if cfg.val_every and step % cfg.val_every == 0 and step != self.total:
+            self.validate(step)
+
+    def _log(self, step: int, terms: Mapping[str, Any], lrs: Mapping[str, float]) -> None:
+        keys = sorted(terms)
+        values = torch.stack([terms[k].detach().float().reshape(()) if isinstance(terms[k], torch.Tensor)
+                              else torch.tensor(float(terms[k])) for k in keys]).to(self.env.device)
+        values = self.env.mean(values).cpu().tolist()
+        row: dict[str, Any] = {"phase": self.phase, "step": step}
+        row.update({k: v for k, v in zip(keys, values)})
+        row.update({f"lr_{k}": v for k, v in lrs.items()})
+        row.update({f"grad_norm_{k}": _to_float(v) for k, v in self._norm_tensors.items()})
+        row["bad_in_a_row"] = self.bad_in_a_row
+        row["seconds"] = round(time.perf_counter() - self._t0, 3)
+        self.log.train_row(row)
+        if self._bar is not None and self.env.is_main:
+            self._bar.set_postfix({k: f"{row[k]:.4g}" for k in keys if k in ("total", "mse", "wasserstein")},
+                                  refresh=False)
+
+    # -- validation, checkpoints, the end
+
+    def eval_model(self) -> nn.Module:
+        """The generator to validate: the EMA copy when there is one, else the raw generator."""
+        return self.ema.module if self.ema is not None else self.raw["G"]
+
+    def validate(self, step: int, *, final: bool = False) -> None:
+        """Score the generator(s) on ``cfg.val_sets`` (main process only; the others wait)."""
+        cfg, env = self.cfg, self.env
+        if cfg.val_sets and env.is_main:
+            sets = _load_val_sets(env)
+            models = {"G_ema": self.ema.module} if self.ema is not None else {}
+            if final or self.ema is None:
+                models["G"] = self.raw["G"]
+            for tag, model in models.items():
+                scores, notes = validate_model(model, sets, env.device, scale=cfg.scale, niqe=final)
+                for set_name, values in scores.items():
+                    self.log.val_row({"phase": self.phase, "step": step, "model": tag,
+                                      "set": set_name, **values, **({"notes": notes} if notes else {})})
+                if notes and final:
+                    print(f"[{self.phase}] " + "; ".join(notes.values()), file=sys.stderr)
+            first = sets[cfg.val_sets[0]]
+            if first and self.log.writer is not None:
+                self.log.image(f"{self.phase}/{cfg.val_sets[0]}_{first[0].name}",
+                               _preview(self.eval_model(), first[0], env.device, cfg.scale), step)
+        env.barrier()
+
+    def save(self, step: int) -> Path | None:
+        """Write a checkpoint of everything needed to resume (main process only)."""
+        cfg, env = self.cfg, self.env
+        if self._saved_step == step:
+            return None
+        error = None
+        path = None
+        if env.is_main:
+            models = dict(self.raw)
+            if self.ema is not None:
+                models["G_ema"] = self.ema.module
+            optimizers: dict[str, Any] = dict(self.optimizers)
+            optimizers.update({f"scaler_{k}": s for k, s in self.scalers.items()})
+            try:
+                path = save_checkpoint(self.ckpt_dir, step, models=models, optimizers=optimizers,
+                                       schedulers=self.schedulers, keep_last=cfg.keep_last,
+                                       extra={"phase": self.phase, "config": cfg.to_dict(),
+                                              "bad_in_a_row": self.bad_in_a_row,
+                                              "world_size": env.world_size})
+            except CheckpointError as err:
+                error = err
+        failed = env.any_true(error is not None)
+        if failed:
+            if cfg.on_save_error == "stop":
+                raise error if error is not None else CheckpointError(
+                    f"[{self.phase}] the main process could not write the checkpoint of step {step}")
+            if error is not None:
+                warnings.warn(f"{error} Training continues without this checkpoint "
+                              f"(on_save_error='continue').", RuntimeWarning, stacklevel=2)
+            return None
+        self._saved_step = step
+        return path
+
+    def finish(self) -> dict[str, Any]:
+        """End of the phase (or of an interrupted run): checkpoint, final validation and the
+        weight files ``G.safetensors``, ``G_ema.safetensors`` (and ``D.safetensors``)."""
+        env = self.env
+        seconds = time.perf_counter() - self._t0
+        weights: dict[str, Path] = {}
+        if self.interrupted:
+            step = self._saved_step
+            if env.is_main:
+                print(f"\n[{self.phase}] stopped at step {step} of {self.total}; checkpoint in "
+                      f"{self.ckpt_dir}. To continue, run the same command with --resume "
+                      f"(gmgan train ... --resume), or train(dataclasses.replace(cfg, resume=True)).",
+                      file=sys.stderr, flush=True)
+        else:
+            if not self.complete:
+                self.save(self.total)
+            # A phase finished in an earlier call was validated then (only rank 0 knows).
+            already = env.any_true(any(r.get("step") == self.total and r.get("model") == "G"
+                                       for r in self.log.validation))
+            if not already:
+                self.validate(self.total, final=True)
+            if env.is_main:
+                weights = self._write_weights()
+            env.barrier()
+        self.log.close()
+        return {"weights": weights, "history": self.log.history, "validation": self.log.validation,
+                "seconds": seconds, "interrupted": self.interrupted}
+
+    def _write_weights(self) -> dict[str, Path]:
+        from safetensors.torch import save_file
+
+        from gmgan.nets import save_generator
+
+        out = {"G": save_generator(self.raw["G"], self.dir / "G.safetensors")}
+        if self.ema is not None:
+            out["G_ema"] = save_generator(self.ema.module, self.dir / "G_ema.safetensors")
+        if "D" in self.raw:
+            d = self.raw["D"]
+            path = self.dir / "D.safetensors"
+            save_file({k: v.detach().cpu().contiguous() for k, v in d.state_dict().items()}, str(path),
+                      metadata={"format": "gmgan.Discriminator", "in_channels": str(d.in_channels),
+                                "num_feat": str(d.num_feat), "input_size": str(d.input_size),
+                                "norm": d.norm})
+            out["D"] = path
+        return out

@@ -1,0 +1,261 @@
+"""gmgan.metrics against published bicubic baselines, pyiqa, scikit-image, MATLAB's NIQE and closed forms."""
+from __future__ import annotations
+
+import functools
+import math
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gmgan import metrics
+from gmgan.color import rgb_to_y
+from gmgan.metrics import MissingModelFile, niqe, pi, psnr, ssim
+from gmgan.resize import imresize, modcrop
+
+# Published bicubic x4 baselines, Y channel (ESRGAN supplementary Table 2; also RCAN, MemNet, ...).
+PUBLISHED = {"Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027), "BSD100": (25.96, 0.6675)}
+LR_FOLDER = {"Set5": "LR_bicubic/X4", "Set14": "LR_bicubic/X4", "BSD100": "LR_bicubic_selfexsr/X4"}
+NIQE_BABOON_MATLAB = 5.7296  # MATLAB R2021a, baboon.png, crop 0 (BasicSR's check value)
+
+
+@functools.lru_cache(maxsize=None)
+def _read(path: Path) -> np.ndarray:
+    """Pixels as stored (no mode conversion: Set14 bridge stays H x W)."""
+    with Image.open(path) as im:
+        arr = np.asarray(im)
+    arr.setflags(write=False)
+    return arr
+
+
+@functools.lru_cache(maxsize=None)
+def _bicubic_pairs(root: Path, set_name: str) -> tuple[tuple[str, np.ndarray, np.ndarray], ...]:
+    """(name, SR, HR): SR = this package's MATLAB bicubic x4 of the LR file, uint8; HR modcropped."""
+    folder = root / "benchmark" / set_name
+    pairs = []
+    for hr_path in sorted((folder / "HR").glob("*.png")):
+        lr_dir = folder / LR_FOLDER[set_name]
+        lr_path = next(p for p in (lr_dir / f"{hr_path.stem}x4.png", lr_dir / hr_path.name) if p.is_file())
+        hr = modcrop(_read(hr_path), 4)
+        sr = imresize(_read(lr_path), 4)
+        pairs.append((hr_path.stem, sr, hr))
+    return tuple(pairs)
+
+
+def _mean_scores(pairs, **options) -> tuple[float, float]:
+    return (float(np.mean([psnr(sr, hr, **options) for _, sr, hr in pairs])),
+            float(np.mean([ssim(sr, hr, **options) for _, sr, hr in pairs])))
+
+
+def _nchw(img: np.ndarray, dtype=torch.float64) -> torch.Tensor:
+    x = torch.from_numpy(img.astype(np.float64) / 255.0).to(dtype)
+    return (x.permute(2, 0, 1) if img.ndim == 3 else x[None])[None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Published bicubic baselines
+
+
+@pytest.mark.parametrize("set_name", ["Set5", "Set14", "BSD100"])
+def test_bicubic_baseline_matches_published(data_dir, set_name):
+    """Defaults (float Y, 4 px crop; Set14 bridge grey used as Y) on bicubic x4 of the LR files.
+
+    Computed: Set5 28.43 / 0.8111, Set14 25.99 / 0.7029, BSD100 25.96 / 0.6681: all within 0.01 dB
+    and 0.001 of the published values (the SSIMs are the GMGAN paper's 0.8111 and 0.6681).
+    """
+    p, s = _mean_scores(_bicubic_pairs(data_dir, set_name))
+    published_p, published_s = PUBLISHED[set_name]
+    assert abs(p - published_p) < 0.01, p
+    assert abs(s - published_s) < 0.001, s
+
+
+def test_gmgan_table1_bicubic_ssim(data_dir):
+    # The GMGAN paper's bicubic SSIMs equal this package's defaults to 4 decimals.
+    assert round(_mean_scores(_bicubic_pairs(data_dir, "Set5"))[1], 4) == 0.8111
+    assert round(_mean_scores(_bicubic_pairs(data_dir, "BSD100"))[1], 4) == 0.6681
+
+
+def test_set14_grey_conventions(data_dir):
+    """bridge as Y gives the ESRGAN/EDSR figure (26.00), bridge as RGB the GMGAN one (26.10)."""
+    pairs = _bicubic_pairs(data_dir, "Set14")
+    as_y, _ = _mean_scores(pairs, grey="as_y")
+    as_rgb, _ = _mean_scores(pairs, grey="as_rgb")
+    assert abs(as_y - 26.00) < 0.01
+    assert abs(as_rgb - 26.10) < 0.015  # computes to 26.09
+    # Closed form: as_rgb scales the Y difference by 219/255, so PSNR rises by 20 log10(255/219).
+    _, sr, hr = next(p for p in pairs if p[0] == "bridge")
+    gain = psnr(sr, hr, grey="as_rgb") - psnr(sr, hr, grey="as_y")
+    assert gain == pytest.approx(20 * math.log10(255 / 219), abs=1e-9)
+
+
+def test_y_channel_pipeline_reproduces_set5_exactly(data_dir):
+    """The protocol behind the published bicubic numbers (VDSR / LapSRN / MemNet MATLAB scripts):
+    Y = uint8 rgb2ycbcr(HR), bicubic down and up on Y in float, back to uint8, 4 px crop.
+    It gives Set5 28.42 / 0.8104 to the last published digit."""
+    scores = []
+    for hr_path in sorted((data_dir / "benchmark" / "Set5" / "HR").glob("*.png")):
+        y = modcrop(np.floor(rgb_to_y(_read(hr_path)) + 0.5), 4)
+        up = imresize(imresize(y / 255.0, 1 / 4), 4)
+        up8 = np.clip(np.floor(up * 255.0 + 0.5), 0, 255).astype(np.uint8)
+        scores.append((psnr(up8, y.astype(np.uint8)), ssim(up8, y.astype(np.uint8))))
+    p, s = np.mean(scores, axis=0)
+    assert round(p, 2) == 28.42 and round(s, 4) == 0.8104, (p, s)
+
+
+# ---------------------------------------------------------------------------------------------
+# Agreement with pyiqa and scikit-image
+
+
+def _agreement_images(data_dir):
+    return _bicubic_pairs(data_dir, "Set5") + _bicubic_pairs(data_dir, "Set14")
+
+
+def test_psnr_agrees_with_pyiqa(data_dir):
+    pyiqa = pytest.importorskip("pyiqa")
+    # pyiqa's Y is MATLAB's only with color_space="ycbcr" (its default "yiq" is another luma).
+    reference = pyiqa.create_metric("psnr", test_y_channel=True, crop_border=4, color_space="ycbcr",
+                                    device="cpu")
+    for name, sr, hr in _agreement_images(data_dir):
+        theirs = reference(_nchw(sr, torch.float32), _nchw(hr, torch.float32)).item()
+        assert abs(psnr(sr, hr) - theirs) < 1e-3, name
+
+
+def test_ssim_agrees_with_pyiqa(data_dir, monkeypatch):
+    """pyiqa's SSIM rounds Y to integers (round_y=True here) and clamps the contrast-structure map at 0,
+    which MATLAB's ssim_index does not; with that clamp removed the two agree to 1e-5."""
+    pyiqa = pytest.importorskip("pyiqa")
+    from pyiqa.archs import ssim_arch
+
+    reference = pyiqa.create_metric("ssim", test_y_channel=True, crop_border=4, color_space="ycbcr",
+                                    device="cpu")
+    clamped = {}
+    for name, sr, hr in _agreement_images(data_dir):
+        ours = ssim(sr, hr, round_y=True)
+        clamped[name] = reference(_nchw(sr), _nchw(hr)).item()
+        assert -1e-6 < clamped[name] - ours < 5e-4, name  # the clamp can only raise the score
+    no_clamp = types.SimpleNamespace(**{k: getattr(torch.nn.functional, k) for k in dir(torch.nn.functional)
+                                        if not k.startswith("__")})
+    no_clamp.relu = lambda t: t
+    monkeypatch.setattr(ssim_arch, "F", no_clamp)
+    for name, sr, hr in _agreement_images(data_dir):
+        assert abs(ssim(sr, hr, round_y=True) - reference(_nchw(sr), _nchw(hr)).item()) < 1e-5, name
+
+
+def test_ssim_agrees_with_skimage(data_dir):
+    from skimage.metrics import structural_similarity
+
+    for name, sr, hr in _bicubic_pairs(data_dir, "Set5")[:3]:
+        a, b = rgb_to_y(sr)[4:-4, 4:-4], rgb_to_y(hr)[4:-4, 4:-4]
+        theirs = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                       data_range=255)
+        assert ssim(sr, hr) == pytest.approx(theirs, abs=1e-10), name
+
+
+# ---------------------------------------------------------------------------------------------
+# Closed forms, types and errors
+
+
+def test_closed_forms():
+    rng = np.random.default_rng(0)
+    hr = rng.integers(10, 240, (40, 48, 3), dtype=np.uint8)
+    shifted = hr + np.uint8(5)
+    assert psnr(shifted, hr, crop_border=0, y_channel=False) == pytest.approx(20 * math.log10(255 / 5))
+    # Y of a uniform shift of R, G and B by 5 levels moves by 5 * 219/255.
+    assert psnr(shifted, hr, crop_border=0) == pytest.approx(20 * math.log10(255 / (5 * 219 / 255)))
+    assert psnr(hr, hr) == math.inf
+    assert ssim(hr, hr) == pytest.approx(1.0, abs=1e-12)
+    assert ssim(shifted, hr) < 1.0
+
+
+def test_tensor_batches_match_numpy(data_dir):
+    pairs = _bicubic_pairs(data_dir, "Set5")[:1]
+    _, sr, hr = pairs[0]
+    x = torch.cat([_nchw(sr), _nchw(hr)])
+    y = torch.cat([_nchw(hr), _nchw(hr)])
+    p, s = psnr(x, y), ssim(x, y)
+    assert p.shape == (2,) and s.shape == (2,) and p.dtype == torch.float64
+    assert p[0].item() == pytest.approx(psnr(sr, hr), abs=1e-9) and p[1].item() == math.inf
+    assert s[0].item() == pytest.approx(ssim(sr, hr), abs=1e-12)
+    assert isinstance(psnr(sr, hr), float)
+
+
+def test_grey_pairing_and_errors():
+    grey = np.full((32, 32), 100, np.uint8)
+    rgb = np.stack([grey] * 3, axis=-1)
+    # as_rgb pairs a grey image with its RGB copy: identical
+    assert psnr(grey, rgb, grey="as_rgb") == math.inf
+    with pytest.raises(ValueError, match="as_rgb"):
+        psnr(grey, rgb)
+    with pytest.raises(ValueError, match="same shape"):
+        psnr(rgb, rgb[:16])
+    with pytest.raises(ValueError, match="crop_border"):
+        ssim(grey, grey, crop_border=16)
+    with pytest.raises(ValueError, match="grey must be"):
+        psnr(grey, grey, grey="gray")
+    with pytest.raises(TypeError, match="uint8"):
+        psnr(grey.astype(np.int32), grey.astype(np.int32))
+
+
+def test_gmsd_wrapper(data_dir):
+    pytest.importorskip("gmgan.losses")
+    piq = pytest.importorskip("piq")
+    _, sr, hr = _bicubic_pairs(data_dir, "Set5")[1]
+    value = metrics.gmsd(sr, hr)
+    assert isinstance(value, float) and 0.0 < value < 0.35
+    assert metrics.gmsd(hr, hr) == pytest.approx(0.0, abs=1e-6)
+    batch = metrics.gmsd(_nchw(sr), _nchw(hr))
+    assert batch.shape == (1,) and batch.item() == pytest.approx(value, abs=1e-6)
+    # piq computes the same GMSD (std with N instead of N-1: negligible here)
+    assert value == pytest.approx(piq.gmsd(_nchw(sr), _nchw(hr)).item(), abs=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# NIQE and PI
+
+
+def test_niqe_of_baboon_matches_matlab(data_dir):
+    pytest.importorskip("pyiqa")
+    baboon = _read(data_dir / "benchmark" / "Set14" / "HR" / "baboon.png")
+    value = niqe(baboon)
+    assert abs(value - NIQE_BABOON_MATLAB) < 0.01, value
+    batch = niqe(_nchw(baboon, torch.float32))
+    assert batch.shape == (1,) and batch.item() == pytest.approx(value, abs=1e-4)
+
+
+def test_niqe_missing_model_file_is_explained(tmp_path, monkeypatch):
+    pytest.importorskip("pyiqa")
+    from pyiqa.utils import download_util
+
+    monkeypatch.setenv("GMGAN_DATA", str(tmp_path))
+    monkeypatch.setattr(download_util, "DEFAULT_CACHE_DIR", str(tmp_path / "pyiqa"))
+    with pytest.raises(MissingModelFile) as err:
+        niqe(np.zeros((100, 100, 3), np.uint8))
+    message = str(err.value)
+    assert "niqe_modelparameters.mat" in message and "GMGAN_DATA" in message and "https://" in message
+    with pytest.raises(MissingModelFile, match="not found"):
+        niqe(np.zeros((100, 100, 3), np.uint8), model_path=tmp_path / "nope.mat")
+
+
+def test_pi_needs_the_ma_model(tmp_path, monkeypatch):
+    pytest.importorskip("pyiqa")
+    from pyiqa.utils import download_util
+
+    monkeypatch.setenv("GMGAN_DATA", str(tmp_path))
+    monkeypatch.setattr(download_util, "DEFAULT_CACHE_DIR", str(tmp_path / "pyiqa"))
+    with pytest.raises(MissingModelFile, match="not available offline") as err:
+        pi(np.zeros((100, 100, 3), np.uint8))
+    assert "NRQM_model.mat" in str(err.value)
+
+
+def test_pi_of_baboon(data_dir):
+    pytest.importorskip("pyiqa")
+    try:
+        metrics._nrqm_model(None)
+    except MissingModelFile:
+        pytest.skip("PI needs Ma et al.'s NRQM_model.mat, which is not available offline")
+    baboon = _read(data_dir / "benchmark" / "Set14" / "HR" / "baboon.png")
+    value = pi(baboon)
+    assert 1.0 < value < 6.0  # a sharp natural photo scores low

@@ -1,0 +1,89 @@
+"""TrainConfig: presets, YAML round trip, overrides with type coercion, validation errors."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from gmgan.presets import PRESETS, TrainConfig, apply_overrides, get_preset
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_yaml_round_trip(name, tmp_path):
+    cfg = get_preset(name)
+    assert TrainConfig.from_yaml(cfg.to_yaml()) == cfg
+    path = tmp_path / "cfg.yaml"
+    cfg.to_yaml(path)
+    assert TrainConfig.from_yaml(path) == cfg
+    assert TrainConfig.from_yaml(str(path)) == cfg
+
+
+def test_paper_preset_has_the_published_values():
+    """Constants from the GMGAN paper (PAPER.md) and ESRGAN's iteration counts."""
+    cfg = get_preset("paper")
+    assert (cfg.num_block, cfg.num_feat, cfg.num_grow, cfg.scale) == (23, 64, 32, 4)
+    assert (cfg.batch_size, cfg.patch_size) == (16, 128)
+    assert (cfg.alpha, cfg.beta, cfg.gamma, cfg.delta, cfg.lam) == (1e-2, 1.0, 1.0, 5e-3, 10.0)
+    assert (cfg.pretrain_lr, cfg.pretrain_lr_halve_every) == (2e-4, 200_000)
+    assert (cfg.gan_lr, cfg.gan_lr_halve_every, cfg.gan_betas) == (2e-4, 100_000, (0.0, 0.9))
+    assert (cfg.pretrain_iters, cfg.gan_iters) == (1_000_000, 400_000)
+    assert cfg.perceptual_layer == "conv5_4" and cfg.perceptual_weights == "imagenet"
+
+
+def test_every_field_documents_itself():
+    for f in dataclasses.fields(TrainConfig):
+        assert f.metadata.get("help"), f.name
+
+
+def test_overrides_from_strings_are_coerced():
+    cfg = apply_overrides(get_preset("teach"), [
+        "pretrain_iters=2e3", "pretrain_lr=1e-3", "channels_last=yes", "val_sets=Set5, Set14 ,BSD100",
+        "gan_betas=0.5,0.99", "val_limit=none", "subimages=true", "out-dir=/tmp/x", "amp=bf16"])
+    assert cfg.pretrain_iters == 2000 and isinstance(cfg.pretrain_iters, int)
+    assert cfg.pretrain_lr == 1e-3 and cfg.channels_last is True
+    assert cfg.val_sets == ("Set5", "Set14", "BSD100") and cfg.gan_betas == (0.5, 0.99)
+    assert cfg.val_limit is None and cfg.subimages is True and cfg.out_dir == "/tmp/x"
+    assert get_preset("teach").channels_last is False  # the preset itself is untouched
+    cfg2 = apply_overrides(cfg, {"val_sets": [], "val_limit": "3", "seed": 5})
+    assert cfg2.val_sets == () and cfg2.val_limit == 3 and cfg2.seed == 5
+
+
+def test_yaml_may_name_a_preset():
+    cfg = TrainConfig.from_yaml("preset: teach\nbatch_size: 4\nval_sets: [Set5]\n")
+    assert cfg.num_block == get_preset("teach").num_block and cfg.batch_size == 4
+    assert cfg.val_sets == ("Set5",)
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"pretrain_iters": -1}, "pretrain_iters must be >= 0"),
+    ({"batch_size": 0}, "batch_size must be >= 1"),
+    ({"phase": "finetune"}, "phase must be one of"),
+    ({"amp": "fp8"}, "amp must be one of"),
+    ({"patch_size": 100}, "patch_size must be a positive multiple of 16"),
+    ({"gan_betas": "0.9"}, "gan_betas needs 2"),
+    ({"pretrain_iters": "1.5"}, "pretrain_iters must be an integer"),
+    ({"channels_last": "maybe"}, "channels_last must be true or false"),
+    ({"pretrain_lr": "fast"}, "pretrain_lr must be a number"),
+    ({"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
+    ({"device": "tpu"}, "device must be"),
+    ({"perceptual_layer": "conv6_1"}, "perceptual_layer must be one of"),
+    ({"name": "a/b"}, "name must be"),
+])
+def test_bad_values_name_the_field(override, message):
+    with pytest.raises(ValueError, match=message):
+        get_preset("paper", **override)
+
+
+def test_unknown_keys_and_presets_are_listed():
+    with pytest.raises(ValueError, match=r"unknown TrainConfig field\(s\) batchsize; known fields: name, "):
+        apply_overrides(TrainConfig(), ["batchsize=4"])
+    with pytest.raises(ValueError, match="not of the form key=value"):
+        apply_overrides(TrainConfig(), ["batch_size"])
+    with pytest.raises(ValueError, match="known presets: paper, teach"):
+        get_preset("esrgan")
+    with pytest.raises(ValueError, match="unknown TrainConfig field"):
+        TrainConfig.from_yaml("learning_rate: 1\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        TrainConfig.from_yaml("a: [1,\n")
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        TrainConfig(batch_size=-3)

@@ -1,0 +1,294 @@
+"""The trainer: end-to-end runs, exact resume, the NaN guard, EMA, the data order, DDP (gloo)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import gmgan.train as train_mod
+import gmgan.train_utils as tu
+from gmgan.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
+from gmgan.nets import load_generator
+from gmgan.presets import TrainConfig, apply_overrides
+from gmgan.train import TrainingDiverged, train
+from gmgan.train_utils import EMA, StepSampler
+
+# A generator and critic small enough for a few steps per second on one CPU core.
+TINY = {"train_set": "samples", "num_feat": 8, "num_block": 1, "num_grow": 8, "d_num_feat": 8,
+        "patch_size": 32, "batch_size": 4, "num_workers": 0, "pretrain_iters": 4, "gan_iters": 4,
+        "log_every": 1, "val_every": 0, "ckpt_every": 2, "keep_last": 5, "val_sets": (),
+        "perceptual_weights": "none", "progress": False, "tensorboard": False, "ema_decay": 0.9}
+
+
+def tiny(tmp_path, name="run", **kw) -> TrainConfig:
+    return apply_overrides(TrainConfig(name=name, out_dir=str(tmp_path / name), **TINY), kw)
+
+
+def _losses(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+    return load_file(str(path))
+
+
+# ---------------------------------------------------------------------- pieces
+
+
+def test_step_sampler_is_a_pure_function_of_seed_and_step():
+    full = list(StepSampler(10, 4, seed=3, start=0, end=8))
+    assert list(StepSampler(10, 4, seed=3, start=5, end=8)) == full[5:]
+    assert list(StepSampler(10, 4, seed=4, start=0, end=8)) != full
+    stream = np.concatenate(full)  # 32 positions = passes 0, 1, 2 (partly) over 10 images
+    for e in range(3):
+        chunk = stream[10 * e:10 * (e + 1)]
+        assert sorted(chunk // 10) == [e] * len(chunk)  # pass e uses indices e*10 .. e*10+9
+        assert sorted(chunk % 10) == sorted(set(chunk % 10))  # each image at most once per pass
+    assert sorted(stream[:10] % 10) == list(range(10))
+    halves = [list(StepSampler(10, 4, seed=3, start=0, end=8, rank=r, world_size=2)) for r in (0, 1)]
+    assert [a + b for a, b in zip(*halves)] == full
+    assert StepSampler(10, 4).dataset_length(8) >= 10 * 3 + 10
+
+
+def test_ema_matches_hand_computation():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2)).double()
+    ema = EMA(model, decay=0.9)
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+    for _ in range(3):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        model(torch.randn(4, 3, dtype=torch.float64))  # moves the BatchNorm running statistics
+        ema.update(model)
+        for name, p in model.named_parameters():
+            expected[name] = 0.9 * expected[name] + 0.1 * p.detach()
+    state = ema.state_dict()
+    for name, _ in model.named_parameters():
+        torch.testing.assert_close(state[name], expected[name], rtol=0, atol=1e-12)
+    for name, b in model.named_buffers():  # buffers are copied, not averaged
+        assert torch.equal(state[name], b)
+    assert not any(p.requires_grad for p in ema.module.parameters())
+
+
+# ---------------------------------------------------------------------- whole runs
+
+
+def test_tiny_run_writes_loadable_weights(tmp_path):
+    cfg = tiny(tmp_path, pretrain_iters=3, gan_iters=2, tensorboard=True)
+    result = train(cfg)
+    run = tmp_path / "run"
+    assert result.run_dir == run and not result.interrupted
+    assert set(result.weights) == {"pretrain", "gan"}
+    assert set(result.weights["gan"]) == {"G", "G_ema", "D"}
+    for phase in ("pretrain", "gan"):
+        for name in ("G", "G_ema"):
+            model = load_generator(result.weights[phase][name])
+            assert model.config == {"in_channels": 3, "out_channels": 3, "num_feat": 8, "num_block": 1,
+                                    "num_grow": 8, "scale": 4}
+    assert result.generator == run / "gan" / "G_ema.safetensors"
+    assert [r["step"] for r in result.history] == [1, 2, 3, 1, 2]
+    gan_row = result.history[-1]
+    assert {"mse", "quality", "adversarial", "l_G", "wasserstein", "gp", "l_D", "lr_G", "lr_D",
+            "grad_norm_G", "grad_norm_D"} <= set(gan_row)
+    assert "perceptual" not in gan_row  # perceptual_weights="none": the term is off
+    assert gan_row["l_G"] == pytest.approx(1e-2 * gan_row["mse"] + gan_row["quality"]
+                                           + 5e-3 * gan_row["adversarial"], rel=1e-5)
+    logged = [json.loads(x) for x in (run / "gan" / "log.jsonl").read_text().splitlines()]
+    assert _losses(logged) == _losses(result.history[3:])
+    assert TrainConfig.from_yaml(run / "config.yaml") == cfg
+    assert list((run / "gan" / "tb").glob("events.out.tfevents.*"))
+    assert set(result.seconds) == {"pretrain", "gan"}
+
+
+def test_gan_starts_from_the_pretrained_ema_generator(tmp_path):
+    result = train(tiny(tmp_path, pretrain_iters=2, gan_iters=0))
+    start, ema = _weights(result.weights["gan"]["G"]), _weights(result.weights["pretrain"]["G_ema"])
+    assert all(torch.equal(start[k], ema[k]) for k in ema)
+    raw = _weights(result.weights["pretrain"]["G"])
+    assert not all(torch.equal(raw[k], ema[k]) for k in ema)
+
+
+def test_gan_without_pretrained_generator_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Run phase 'pretrain'"):
+        train(tiny(tmp_path, phase="gan"))
+    other = tiny(tmp_path, name="small", pretrain_iters=1, phase="pretrain")
+    train(other)
+    with pytest.raises(ValueError, match="num_block=1 \\(config: 2\\)"):
+        train(tiny(tmp_path, name="big", phase="gan", num_block=2,
+                   pretrained_g=str(tmp_path / "small" / "pretrain" / "G.safetensors")))
+
+
+def test_existing_run_needs_resume(tmp_path):
+    train(tiny(tmp_path, phase="pretrain", pretrain_iters=2))
+    with pytest.raises(FileExistsError, match="resume=True"):
+        train(tiny(tmp_path, phase="pretrain", pretrain_iters=2))
+
+
+def test_resume_repeats_the_uninterrupted_run_exactly(tmp_path, monkeypatch, capsys):
+    """Ctrl-C in phase 1, then a crash in phase 2 after its last checkpoint: resuming twice gives
+    the same logged losses, bit for bit, and the same final weights as one uninterrupted run."""
+    straight = train(tiny(tmp_path, name="straight"))
+
+    real_finish_step = tu.PhaseRun.finish_step
+    events = {("pretrain", 3): "sigint", ("gan", 3): "crash"}
+
+    def finish_step(self, step, terms):
+        event = events.pop((self.phase, step), None)
+        if event == "sigint":
+            os.kill(os.getpid(), signal.SIGINT)  # handled by train(): finish the step, save, return
+        elif event == "crash":
+            raise RuntimeError("simulated crash")  # last checkpoint: gan step 2
+        return real_finish_step(self, step, terms)
+
+    monkeypatch.setattr(tu.PhaseRun, "finish_step", finish_step)
+    first = train(tiny(tmp_path, name="resumed"))
+    assert first.interrupted and "pretrain" not in first.weights
+    assert "--resume" in capsys.readouterr().err
+    assert [p.name for p in list_checkpoints(tmp_path / "resumed" / "pretrain" / "checkpoints")] == [
+        "step_00000002", "step_00000003"]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tiny(tmp_path, name="resumed", resume=True))
+    last = train(tiny(tmp_path, name="resumed", resume=True))
+
+    assert not last.interrupted
+    assert _losses(last.history) == _losses(straight.history)
+    assert len(last.history) == 8
+    for phase in ("pretrain", "gan"):
+        for name in ("G", "G_ema") + (("D",) if phase == "gan" else ()):
+            a, b = _weights(straight.weights[phase][name]), _weights(last.weights[phase][name])
+            assert all(torch.equal(a[k], b[k]) for k in a), (phase, name)
+    again = train(tiny(tmp_path, name="resumed", resume=True))  # everything done: nothing to train
+    assert _losses(again.history) == _losses(straight.history)
+
+
+def _nan_on(calls: set[int] | range):
+    """An mse_loss that returns NaN on the given (1-based) calls."""
+    real_mse, count = train_mod.mse_loss, {"n": 0}
+
+    def mse(sr, hr):
+        count["n"] += 1
+        loss = real_mse(sr, hr)
+        return loss * float("nan") if count["n"] in calls else loss
+    return mse
+
+
+def test_non_finite_loss_skips_the_step_then_stops(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_mod, "mse_loss", _nan_on({2}))
+    cfg = tiny(tmp_path, phase="pretrain", pretrain_iters=3, ckpt_every=1, max_bad_steps=2)
+    with pytest.warns(RuntimeWarning, match="non-finite G loss or gradient.*update skipped"):
+        result = train(cfg)
+    assert [r["bad_in_a_row"] for r in result.history] == [0, 1, 0]
+    assert np.isnan(result.history[1]["mse"]) and np.isnan(result.history[1]["grad_norm_G"])
+    ckpts = {p.name: load_checkpoint(p) for p in list_checkpoints(tmp_path / "run" / "pretrain" / "checkpoints")}
+    w1, w2, w3 = (ckpts[f"step_0000000{i}"]["models"]["G"] for i in (1, 2, 3))
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)  # step 2 changed nothing
+    assert not all(torch.equal(w2[k], w3[k]) for k in w2)  # step 3 trained again
+
+    monkeypatch.setattr(train_mod, "mse_loss", _nan_on(range(2, 100)))
+    with pytest.warns(RuntimeWarning), pytest.raises(TrainingDiverged, match="2 consecutive steps"):
+        train(tiny(tmp_path, name="diverge", phase="pretrain", pretrain_iters=5, ckpt_every=1, max_bad_steps=2))
+    good = latest_checkpoint(tmp_path / "diverge" / "pretrain" / "checkpoints")
+    assert good is not None
+    assert all(torch.isfinite(t).all() for t in load_checkpoint(good)["models"]["G"].values())
+
+
+def test_checkpoint_write_failure_stops_or_continues(tmp_path, monkeypatch):
+    def failing(*args, **kwargs):
+        raise CheckpointError("could not write checkpoint: No space left on device")
+
+    monkeypatch.setattr(tu, "save_checkpoint", failing)
+    with pytest.raises(CheckpointError, match="No space left"):
+        train(tiny(tmp_path, name="stop", phase="pretrain", pretrain_iters=2))
+    with pytest.warns(RuntimeWarning, match="continues without this checkpoint"):
+        result = train(tiny(tmp_path, name="go", phase="pretrain", pretrain_iters=2, on_save_error="continue"))
+    assert result.weights["pretrain"]["G"].is_file()
+
+
+def test_bicubic_baseline_matches_the_published_set5_values(data_dir):
+    """The validation code scores bicubic Set5 as the data README's independent computation
+    (Y channel, 4 px border): 28.43 dB / 0.8111; ESRGAN publishes 28.42 dB."""
+    from gmgan.data import load_benchmark
+
+    scores = tu.bicubic_scores({"Set5": load_benchmark("Set5")}, scale=4)["Set5"]
+    assert scores["psnr"] == pytest.approx(28.43, abs=0.01)
+    assert scores["ssim"] == pytest.approx(0.8111, abs=1e-4)
+
+
+def test_run_on_t91_with_validation(tmp_path, data_dir):
+    """A shared training set, periodic and final validation, a (random-weight) VGG loss."""
+    cfg = tiny(tmp_path, train_set="T91", pretrain_iters=2, gan_iters=1, val_every=1, val_sets=("Set5",),
+               val_limit=1, perceptual_weights="random", perceptual_layer="conv1_2", tensorboard=True)
+    with pytest.warns(UserWarning, match="random VGG19 weights"):
+        result = train(cfg)
+    assert set(result.bicubic) == {"Set5"} and result.bicubic["Set5"]["psnr"] > 20
+    final = [r for r in result.validation if r["phase"] == "gan" and r["step"] == 1]
+    assert {r["model"] for r in final} == {"G", "G_ema"}
+    for row in final:
+        assert row["set"] == "Set5" and np.isfinite([row["psnr"], row["ssim"], row["gmsd"]]).all()
+        assert "niqe" in row  # the NIQE parameter file is in the data cache
+    assert [r["step"] for r in result.validation if r["phase"] == "pretrain" and r["model"] == "G_ema"] == [1, 2]
+    assert "perceptual" in result.history[-1]
+    val_lines = (tmp_path / "run" / "gan" / "val.jsonl").read_text().splitlines()
+    assert len(val_lines) == len([r for r in result.validation if r["phase"] == "gan"])
+    assert load_generator(result.generator).num_block == 1
+
+
+# ---------------------------------------------------------------------- several processes
+
+DDP_SCRIPT = textwrap.dedent("""
+    import sys, torch
+    import gmgan.train_utils as tu
+    from gmgan.presets import TrainConfig
+    from gmgan.train import train
+
+    dump = sys.argv[2]
+    real_finish = tu.PhaseRun.finish
+
+    def finish(self):  # keep every process's final weights to compare them
+        state = {k: v.detach().clone() for k, v in self.raw["G"].state_dict().items()}
+        torch.save(state, f"{dump}/{self.phase}_rank{self.env.rank}.pt")
+        return real_finish(self)
+
+    tu.PhaseRun.finish = finish
+    train(TrainConfig.from_yaml(sys.argv[1]))
+""")
+
+
+def test_ddp_on_two_processes_matches_one_process(tmp_path):
+    """torchrun with 2 gloo processes and a global batch of 4: both processes end with identical
+    weights, and phase 1 ends where a single process with batch 4 ends (within 1e-5: the two
+    gradient averages round differently)."""
+    cfg = tiny(tmp_path, name="ddp", pretrain_iters=3, gan_iters=2)
+    cfg_path = tmp_path / "ddp.yaml"
+    cfg.to_yaml(cfg_path)
+    (tmp_path / "script.py").write_text(DDP_SCRIPT)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                           "2", str(tmp_path / "script.py"), str(cfg_path), str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for phase in ("pretrain", "gan"):
+        r0 = torch.load(tmp_path / f"{phase}_rank0.pt", weights_only=True)
+        r1 = torch.load(tmp_path / f"{phase}_rank1.pt", weights_only=True)
+        assert all(torch.equal(r0[k], r1[k]) for k in r0), phase
+    # Only rank 0 writes: one log, one set of checkpoints.
+    log = [json.loads(x) for x in (tmp_path / "ddp" / "pretrain" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3]
+
+    single = train(tiny(tmp_path, name="single", pretrain_iters=3, phase="pretrain"))
+    ref = _weights(single.weights["pretrain"]["G"])
+    r0 = torch.load(tmp_path / "pretrain_rank0.pt", weights_only=True)
+    for k in ref:
+        torch.testing.assert_close(r0[k], ref[k], rtol=0, atol=1e-5)
+    ddp_mse = [r["mse"] for r in log]
+    assert ddp_mse == pytest.approx([r["mse"] for r in single.history], rel=1e-5)

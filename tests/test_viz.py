@@ -1,0 +1,294 @@
+"""gmgan.viz: the before/after comparison (static HTML and live widget) and the plot helpers.
+
+Metric values shown must be the ones gmgan.metrics gives when called directly on the same pixels;
+images embedded in the HTML must decode back to the input pixels.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gmgan import metrics, viz
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+
+
+def _pair(h: int = 48, w: int = 40, seed: int = 0, grey: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """An HR image with structure and a noisy 'SR' version of it (uint8)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = 128 + 60 * np.sin(xx / 3.0) * np.cos(yy / 5.0)
+    hr = base if grey else np.stack([base, base[::-1], 255 - base], axis=-1)
+    hr = np.clip(hr + rng.normal(0, 10, hr.shape), 0, 255).astype(np.uint8)
+    sr = np.clip(hr.astype(float) + rng.normal(0, 12, hr.shape), 0, 255).astype(np.uint8)
+    return sr, hr
+
+
+def _payload(html: str) -> dict:
+    m = re.search(r'<script type="application/json" class="gmgan-ba-data">(.*?)</script>', html, re.S)
+    assert m, "the static HTML has no data block"
+    return json.loads(m.group(1).replace("<\\/", "</"))
+
+
+def _decode(uri: str) -> np.ndarray:
+    prefix = "data:image/png;base64,"
+    assert uri.startswith(prefix)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri[len(prefix):]))))
+
+
+def _decode_bytes(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)))
+
+
+@pytest.fixture
+def two_images():
+    sr_a, hr_a = _pair(48, 40, seed=1)
+    sr_b, hr_b = _pair(36, 52, seed=2)
+    return {"a": {"SR": sr_a, "HR": hr_a}, "b": {"SR": sr_b, "HR": hr_b}}
+
+
+# --------------------------------------------------------------------------------------------------
+# Static HTML
+
+def test_html_embeds_every_image_losslessly(two_images):
+    html = viz.compare(two_images).to_html()
+    data = _payload(html)
+    assert [im["name"] for im in data["images"]] == ["a", "b"]
+    for im in data["images"]:
+        for method in ("SR", "HR"):
+            np.testing.assert_array_equal(_decode(im["src"][method]), two_images[im["name"]][method])
+    # the first pair is also in the <img> tags, so the page shows something before the script runs
+    srcs = re.findall(r'<img class="gmgan-ba-(left|right)"[^>]*src="([^"]+)"', html)
+    assert {side for side, _ in srcs} == {"left", "right"}
+    left_src = dict(srcs)["left"]
+    np.testing.assert_array_equal(_decode(left_src), two_images["a"]["SR"])
+
+
+def test_html_metrics_equal_direct_calls(two_images):
+    ba = viz.compare(two_images, metrics=("psnr", "ssim"))
+    html = ba.to_html()
+    data = _payload(html)
+    for im in data["images"]:
+        sr, hr = two_images[im["name"]]["SR"], two_images[im["name"]]["HR"]
+        p = metrics.psnr(sr, hr, crop_border=4, y_channel=True)
+        s = metrics.ssim(sr, hr, crop_border=4, y_channel=True)
+        assert ba.scores[im["name"]]["SR"]["psnr"] == pytest.approx(p, abs=1e-9)
+        assert ba.scores[im["name"]]["SR"]["ssim"] == pytest.approx(s, abs=1e-9)
+        assert im["scores"]["SR"] == f"PSNR {p:.2f} dB, SSIM {s:.4f}"
+    # the first image's values are printed in the page itself (no script needed)
+    p_a = metrics.psnr(two_images["a"]["SR"], two_images["a"]["HR"])
+    readout = re.search(r'<div class="gmgan-ba-metrics">(.*?)</div>', html, re.S).group(1)
+    assert f"PSNR {p_a:.2f} dB" in readout and "HR: reference" in readout
+
+
+def test_rgb_and_crop_options_reach_the_metric(two_images):
+    ba = viz.compare(two_images, y_channel=False, crop_border=2)
+    sr, hr = two_images["b"]["SR"], two_images["b"]["HR"]
+    assert ba.scores["b"]["SR"]["psnr"] == pytest.approx(metrics.psnr(sr, hr, crop_border=2, y_channel=False))
+    assert ba.scores["b"]["SR"]["psnr"] != pytest.approx(metrics.psnr(sr, hr, crop_border=4, y_channel=True))
+
+
+def test_gmsd_is_scored_on_the_shaved_image(two_images):
+    ba = viz.compare(two_images, metrics=("psnr", "gmsd"))
+    sr, hr = two_images["a"]["SR"], two_images["a"]["HR"]
+    assert ba.scores["a"]["SR"]["gmsd"] == pytest.approx(metrics.gmsd(sr[4:-4, 4:-4], hr[4:-4, 4:-4]))
+    assert "GMSD" in ba.to_html()
+
+
+def test_html_is_deterministic_and_ids_differ(two_images):
+    one, two = viz.compare(two_images).to_html(), viz.compare(two_images).to_html()
+    assert one == two
+    other = viz.compare({"a": two_images["a"]}).to_html()
+    id_one = re.search(r'id="(gmgan-ba-[0-9a-f]+)"', one).group(1)
+    id_other = re.search(r'id="(gmgan-ba-[0-9a-f]+)"', other).group(1)
+    assert id_one != id_other
+    assert f'getElementById("{id_one}")' in one  # the script addresses its own block
+
+
+def test_grey_and_tensor_inputs():
+    sr, hr = _pair(40, 40, seed=3, grey=True)
+    ba = viz.compare({"g": {"SR": sr, "HR": hr}})
+    decoded = _decode(_payload(ba.to_html())["images"][0]["src"]["HR"])
+    assert decoded.shape == (40, 40, 3) and all((decoded[..., c] == hr).all() for c in range(3))
+    assert ba.scores["g"]["SR"]["psnr"] == pytest.approx(metrics.psnr(sr, hr))
+
+    sr_rgb, hr_rgb = _pair(32, 32, seed=4)
+    as_tensor = torch.from_numpy(sr_rgb).permute(2, 0, 1)[None].double() / 255
+    bt = viz.compare({"t": {"SR": as_tensor, "HR": hr_rgb}})
+    np.testing.assert_array_equal(bt.images["t"]["SR"], sr_rgb)  # float [0,1] -> uint8, rounded
+
+
+def test_max_side_centre_crops_all_methods(two_images):
+    ba = viz.compare(two_images, max_side=24)
+    sr, hr = two_images["a"]["SR"], two_images["a"]["HR"]  # 48 x 40
+    np.testing.assert_array_equal(ba.images["a"]["HR"], hr[12:36, 8:32])
+    np.testing.assert_array_equal(ba.images["a"]["SR"], sr[12:36, 8:32])
+    assert ba.scores["a"]["SR"]["psnr"] == pytest.approx(metrics.psnr(sr[12:36, 8:32], hr[12:36, 8:32]))
+
+
+def test_display_modes(monkeypatch, two_images):
+    shown = []
+    import IPython.display
+
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    viz.compare(two_images, mode="both")._ipython_display_()
+    assert len(shown) == 2 and isinstance(shown[0], IPython.display.HTML)
+    assert type(shown[1]).__name__ == "BeforeAfterBox"
+    shown.clear()
+    viz.compare(two_images, mode="static")._ipython_display_()
+    assert len(shown) == 1 and "gmgan-ba-split" in shown[0].data
+
+
+# --------------------------------------------------------------------------------------------------
+# Live widget
+
+def test_widget_readout_follows_the_view(two_images):
+    pytest.importorskip("ipywidgets")
+    ba = viz.compare(two_images)
+    w = ba.widget
+    assert ba.widget is w  # built once
+    sr, hr = two_images["a"]["SR"], two_images["a"]["HR"]
+    whole = metrics.psnr(sr, hr)
+    assert f"PSNR {whole:.2f} dB" in w.readout.value
+
+    # zoom in on the lower right: the readout must now give the metrics of that region only
+    w.controls["zoom"].value = 2
+    w.controls["cx"].value, w.controls["cy"].value = 0.75, 0.75
+    region = viz.view_region(hr.shape[:2], 2, 0.75, 0.75)
+    assert (region.top, region.left, region.height, region.width) == (24, 20, 24, 20)
+    # shave the image's 4-pixel border where the region touches it: rows 24..43, columns 20..35
+    sr_c, hr_c = sr[24:44, 20:36], hr[24:44, 20:36]
+    p = metrics.psnr(sr_c, hr_c, crop_border=0)
+    s = metrics.ssim(sr_c, hr_c, crop_border=0)
+    assert f"PSNR {p:.2f} dB, SSIM {s:.4f}" in w.readout.value
+    assert f"{whole:.2f} dB" not in w.readout.value
+    assert "rows 24-47, columns 20-39" in w.readout.value
+
+    # the picture is the region, enlarged 2x (zoom) times the display scale by pixel repetition
+    k = 2 * viz.display_scale(hr.shape[:2])
+    view = _decode_bytes(w.view.value)
+    assert view.shape == (24 * k, 20 * k, 3) and w.view.layout.width == f"{20 * k}px"
+    np.testing.assert_array_equal(view[::k, ::k][:, 12:], hr[24:48, 32:40])  # right of the divider: HR
+
+
+def test_widget_split_and_sides(two_images):
+    pytest.importorskip("ipywidgets")
+    ba = viz.compare(two_images)
+    w = ba.widget
+    sr, hr = two_images["b"]["SR"], two_images["b"]["HR"]  # 36 x 52
+    w.controls["image"].value = "b"
+    w.controls["split"].value = 0.25
+    k = viz.display_scale(hr.shape[:2])  # 512 // 52 = 9
+    assert k == 9
+    view = _decode_bytes(w.view.value)
+    assert view.shape == (36 * k, 52 * k, 3)
+    cut = 13 * k  # round(0.25 * 52) image pixels, drawn k times wider
+    np.testing.assert_array_equal(view[::k, :cut - 1:k], sr[:, :(cut - 1 + k - 1) // k])  # left: SR
+    np.testing.assert_array_equal(view[::k, cut + 1::k][:, 1:], hr[:, 14:])             # right: HR
+    assert (view[:, cut - 1:cut + 1] == 255).all()                                      # the divider
+    assert f"PSNR {metrics.psnr(sr, hr):.2f} dB" in w.readout.value
+
+    w.controls["left"].value = "HR"
+    assert w.readout.value.count("reference") == 2 and "PSNR" not in w.readout.value
+    assert repr(w) == "BeforeAfter(image='b', left='HR', right='HR', zoom=1)"
+
+
+def test_tiny_region_has_no_metrics():
+    sr, hr = _pair(40, 40, seed=5)
+    ba = viz.compare({"x": {"SR": sr, "HR": hr}})
+    scores = ba.region_scores("x", "SR", viz.view_region((40, 40), 8, 0.5, 0.5))  # 5 x 5 pixels
+    assert scores == {"psnr": None, "ssim": None}
+    assert "PSNR n/a" in ba._readout("x", "SR", "HR", viz.view_region((40, 40), 8, 0.5, 0.5))
+
+
+# --------------------------------------------------------------------------------------------------
+# Bad input
+
+def test_shape_mismatch_names_image_method_and_shapes():
+    sr, hr = _pair(48, 40)
+    with pytest.raises(ValueError, match=r"image 'cat': method 'SR' is 39x48 \(WxH\) but 'HR' is 40x48"):
+        viz.compare({"cat": {"SR": sr[:, :39], "HR": hr}})
+
+
+@pytest.mark.parametrize("images, kwargs, message", [
+    ({}, {}, "at least one image"),
+    ({"a": {"SR": np.zeros((16, 16, 3), np.uint8)}}, {}, "no reference 'HR'"),
+    ({"a": {"HR": np.zeros((16, 16, 3), np.uint8)}}, {}, "nothing to compare"),
+    ({"a": {"SR": np.zeros((16, 16, 3), np.uint8), "HR": np.zeros((16, 16, 3), np.uint8)},
+      "b": {"X": np.zeros((16, 16, 3), np.uint8), "HR": np.zeros((16, 16, 3), np.uint8)}}, {}, "image 'b' has methods"),
+    ({"a": {"SR": np.zeros((16, 16, 3), np.uint8), "HR": np.zeros((16, 16, 3), np.uint8)}},
+     {"metrics": ("psnr", "nope")}, "unknown metric 'nope'"),
+    ({"a": {"SR": np.zeros((16, 16, 3), np.uint8), "HR": np.zeros((16, 16, 3), np.uint8)}},
+     {"left": "EDSR"}, "left='EDSR' is not one of"),
+    ({"a": {"SR": np.zeros((16, 16, 3), np.uint8), "HR": np.zeros((16, 16, 3), np.uint8)}},
+     {"mode": "video"}, "mode must be"),
+    ({"a": {"SR": np.full((16, 16, 3), 2.0), "HR": np.zeros((16, 16, 3), np.uint8)}}, {}, r"a/SR: float image"),
+    ({"a": {"SR": np.zeros((16, 16, 4), np.uint8), "HR": np.zeros((16, 16, 3), np.uint8)}}, {}, r"a/SR: shape"),
+    ({"a": {"SR": torch.zeros(2, 3, 16, 16), "HR": np.zeros((16, 16, 3), np.uint8)}}, {}, "batch of 2"),
+])
+def test_bad_input_is_named(images, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        viz.compare(images, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Plot helpers
+
+def test_diff_map_is_the_largest_channel_difference():
+    a = np.zeros((4, 5, 3), np.uint8)
+    b = a.copy()
+    b[1, 2] = (3, 250, 7)
+    b[3, 4, 0] = 1
+    d = viz.diff_map(a, b)
+    assert d.shape == (4, 5) and d[1, 2] == 250 and d[3, 4] == 1 and d.sum() == 251
+    with pytest.raises(ValueError, match=r"shapes differ, a is \(4, 5, 3\) and b is \(4, 4, 3\)"):
+        viz.diff_map(a, b[:, :4])
+
+
+def test_show_diff_reports_counts():
+    a = np.zeros((10, 10), np.uint8)
+    b = a.copy()
+    b[0, :3] = 9
+    fig = viz.show_diff(a, b, title="t")
+    assert "3 of 100 pixels differ (3.00%), max 9" in fig.axes[0].get_title()
+
+
+def test_show_images_and_curves_and_gms():
+    sr, hr = _pair(20, 30)
+    fig = viz.show_images([sr, hr, hr[..., 0]], ["sr", "hr", "grey"])
+    shown = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    assert len(shown) == 3 and np.array_equal(np.asarray(shown[1]), hr)
+    with pytest.raises(ValueError, match="2 titles for 3 images"):
+        viz.show_images([sr, hr, hr], ["a", "b"])
+
+    fig = viz.plot_curves({"loss": [3.0, 2.0, 1.5, 1.2], "val": ([0, 2], [2.5, 1.4])}, smooth=2, logy=True)
+    assert fig.axes[0].get_yscale() == "log"
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["loss", "val"]
+    with pytest.raises(ValueError, match="curve 'bad'"):
+        viz.plot_curves({"bad": ([0, 1, 2], [1.0, 2.0])})
+
+    gms = np.linspace(0.5, 1.0, 12).reshape(3, 4)
+    fig = viz.show_gms_map(torch.from_numpy(gms)[None, None])
+    assert f"GMSM {gms.mean():.4f}, GMSD {gms.std(ddof=1):.4f}" in fig.axes[0].get_title()
+    with pytest.raises(ValueError, match="HxW map"):
+        viz.show_gms_map(np.zeros((2, 3, 4)))
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_import_is_light():
+    code = ("import sys, gmgan.viz; "
+            "print(any(m in sys.modules for m in ('matplotlib', 'ipywidgets', 'IPython')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
