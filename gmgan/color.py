@@ -26,15 +26,20 @@ Xue et al.'s GMSD demo applies, uses 0.298936, 0.587043, 0.114021: the same to t
 """
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 import torch
 
-__all__ = ["rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_y", "luminance",
-           "YCBCR_MATRIX", "YCBCR_OFFSET", "LUMA_WEIGHTS"]
+__all__ = [
+    "LUMA_WEIGHTS",
+    "YCBCR_MATRIX",
+    "YCBCR_OFFSET",
+    "luminance",
+    "rgb_to_y",
+    "rgb_to_ycbcr",
+    "ycbcr_to_rgb",
+]
 
-Image = Union[np.ndarray, torch.Tensor]
+Image = np.ndarray | torch.Tensor
 
 # Rows: Y, Cb, Cr. Columns: R, G, B in [0, 1]. Output on the 0..255 scale (MATLAB rgb2ycbcr).
 YCBCR_MATRIX = np.array([[65.481, 128.553, 24.966],

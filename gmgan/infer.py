@@ -155,6 +155,45 @@ def _autocast(device: torch.device, half: bool | str):
 # The core: a float NCHW tensor through the model, tiled or not
 # ---------------------------------------------------------------------------------------------
 
+def _forward_windows(model: nn.Module, n: int, h: int, w: int,
+                     fetch: Callable[[int, slice, slice], torch.Tensor],
+                     emit: Callable[[int, slice, slice, torch.Tensor], None], *, scale: int,
+                     tile: int | None, overlap: int, half: bool | str, device: torch.device,
+                     batch_tiles: int, progress: Callable[[int, int], None] | None) -> None:
+    """Run the model window by window and hand each tile's output to ``emit``.
+
+    ``fetch(i, win_y, win_x)`` returns image ``i``'s LR window as float32 (1, C, hh, ww);
+    ``emit(i, keep_y, keep_x, y)`` receives the float32 (C', s*hh', s*ww') output of the kept LR
+    region ``keep_y x keep_x`` (unclamped, on the model's device). With ``tile=None`` (or a tile
+    that covers the image) the single window is the whole image. Only one batch of windows and
+    its output exist at a time, so what this function itself allocates does not grow with the
+    image: the caller decides where the tiles go (a float tensor, or an integer array).
+    """
+    if tile is None or (tile >= h and tile >= w):
+        everything = slice(0, h), slice(0, w)
+        windows = [everything + everything]
+    else:
+        windows = tile_windows(h, w, tile, overlap)
+    done = 0
+    # All windows have the same size (see _axis_windows), so up to `batch_tiles` of them can be
+    # stacked into one forward pass: faster on GPUs, memory still bounded by the batch of tiles.
+    for start in range(0, len(windows), batch_tiles):
+        group = windows[start:start + batch_tiles]
+        for i in range(n):  # one image of the batch at a time keeps the bound per image
+            batch = torch.cat([fetch(i, wy, wx) for wy, wx, _, _ in group]).to(device)
+            with _autocast(device, half):
+                y = model(batch).float()
+            for j, (wy, wx, ky, kx) in enumerate(group):
+                # Position of the kept LR region inside its window, times the scale.
+                oy, ox = (ky.start - wy.start) * scale, (kx.start - wx.start) * scale
+                hh, ww = (ky.stop - ky.start) * scale, (kx.stop - kx.start) * scale
+                emit(i, ky, kx, y[j, :, oy:oy + hh, ox:ox + ww])
+            del batch, y
+        done += len(group)
+        if progress:
+            progress(done, len(windows))
+
+
 def _run_tensor(model: nn.Module, x: torch.Tensor, *, scale: int, tile: int | None, overlap: int,
                 half: bool | str, device: torch.device, batch_tiles: int,
                 progress: Callable[[int, int], None] | None) -> torch.Tensor:
@@ -167,31 +206,18 @@ def _run_tensor(model: nn.Module, x: torch.Tensor, *, scale: int, tile: int | No
             progress(1, 1)
         return y.to(x.device)
 
-    windows = tile_windows(h, w, tile, overlap)
-    out: torch.Tensor | None = None  # allocated once the model's output channels are known
-    done = 0
-    # All windows have the same size (see _axis_windows), so up to `batch_tiles` of them can be
-    # stacked into one forward pass: faster on GPUs, memory still bounded by the batch of tiles.
-    for start in range(0, len(windows), batch_tiles):
-        group = windows[start:start + batch_tiles]
-        for i in range(n):  # one image of the batch at a time keeps the bound per image
-            batch = torch.cat([x[i:i + 1, :, wy, wx] for wy, wx, _, _ in group]).to(device)
-            with _autocast(device, half):
-                y = model(batch).float().to(x.device)
-            if out is None:
-                out = torch.empty((n, y.shape[1], h * scale, w * scale), dtype=torch.float32,
-                                  device=x.device)
-            for j, (wy, wx, ky, kx) in enumerate(group):
-                # Position of the kept LR region inside its window, times the scale.
-                oy, ox = (ky.start - wy.start) * scale, (kx.start - wx.start) * scale
-                hh, ww = (ky.stop - ky.start) * scale, (kx.stop - kx.start) * scale
-                out[i, :, ky.start * scale:ky.stop * scale, kx.start * scale:kx.stop * scale] = \
-                    y[j, :, oy:oy + hh, ox:ox + ww]
-        done += len(group)
-        if progress:
-            progress(done, len(windows))
-    assert out is not None
-    return out
+    out: list[torch.Tensor] = []  # allocated once the model's output channels are known
+
+    def emit(i: int, ky: slice, kx: slice, y: torch.Tensor) -> None:
+        if not out:
+            out.append(torch.empty((n, y.shape[0], h * scale, w * scale), dtype=torch.float32,
+                                   device=x.device))
+        out[0][i, :, ky.start * scale:ky.stop * scale, kx.start * scale:kx.stop * scale] = y
+
+    _forward_windows(model, n, h, w, lambda i, wy, wx: x[i:i + 1, :, wy, wx], emit, scale=scale,
+                     tile=tile, overlap=overlap, half=half, device=device,
+                     batch_tiles=batch_tiles, progress=progress)
+    return out[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,26 +346,47 @@ def _upscale_tensor(model: nn.Module, image: torch.Tensor, run: dict, clip: bool
 
 
 def _upscale_numpy(model: nn.Module, image: np.ndarray, run: dict, clip: bool) -> np.ndarray:
+    """numpy in, numpy out, in bounded memory: each LR window is converted to float on its own and
+    each tile's output is converted back to the input's dtype and written straight into the
+    result array, so no float copy of the whole input or output is ever made."""
     if image.ndim == 2:
-        layout = "HW"
-        chw = image[None]
+        hwc = image[:, :, None]
     elif image.ndim == 3 and image.shape[2] in (1, 3, 4):
-        layout = "HWC"
-        chw = image.transpose(2, 0, 1)
+        hwc = image
     else:
         raise ValueError(f"upscale: numpy images must be H x W or H x W x C with C = 1, 3 or 4, "
                          f"got "
                          f"shape {image.shape}")
     if min(image.shape[:2]) < 1:
         raise ValueError(f"upscale: empty image of shape {image.shape}")
-    pixels, dtype = _numpy_to_float(np.ascontiguousarray(chw))
-    colour = pixels[:3] if pixels.shape[0] == 4 else pixels
-    y = _rgb_through_model(model, torch.from_numpy(np.ascontiguousarray(colour))[None], run)[0]
-    out = y.cpu().numpy()
-    if pixels.shape[0] == 4:
-        out = np.concatenate([out, _resize_alpha(pixels[3], run["scale"])[None]], axis=0)
-    out = _float_to_numpy(out, dtype, clip)
-    return out[0] if layout == "HW" else np.ascontiguousarray(out.transpose(1, 2, 0))
+    _, dtype = _numpy_to_float(image[:1, :1])  # checks the dtype before any work
+    h, w, channels = hwc.shape
+    scale = run["scale"]
+    grey = channels == 1
+
+    def fetch(_: int, wy: slice, wx: slice) -> torch.Tensor:
+        window, _ = _numpy_to_float(np.ascontiguousarray(hwc[wy, wx, :3].transpose(2, 0, 1)))
+        x = torch.from_numpy(window)[None]
+        return x.expand(-1, 3, -1, -1) if grey else x  # grey goes through the model as R = G = B
+
+    out: list[np.ndarray] = []  # allocated once the model's output channels are known
+
+    def emit(_: int, ky: slice, kx: slice, y: torch.Tensor) -> None:
+        if grey:
+            y = y.mean(dim=0, keepdim=True)
+        piece = _float_to_numpy(y.cpu().numpy(), dtype, clip).transpose(1, 2, 0)
+        if not out:
+            extra = 1 if channels == 4 else 0
+            out.append(np.empty((h * scale, w * scale, piece.shape[2] + extra), dtype=dtype))
+        out[0][ky.start * scale:ky.stop * scale, kx.start * scale:kx.stop * scale,
+               :piece.shape[2]] = piece
+
+    _forward_windows(model, 1, h, w, fetch, emit, **run)
+    result = out[0]
+    if channels == 4:  # the alpha channel does not go through the model: bicubic, as a whole
+        alpha, _ = _numpy_to_float(np.ascontiguousarray(hwc[:, :, 3]))
+        result[:, :, -1] = _float_to_numpy(_resize_alpha(alpha, scale), dtype, clip)
+    return result[:, :, 0] if image.ndim == 2 else result
 
 
 # ---------------------------------------------------------------------------------------------

@@ -77,8 +77,8 @@ def gradient_magnitude(img: Tensor, *, channelwise: bool = False) -> Tensor:
     """Prewitt gradient magnitude m of an image as GMSD sees it (Zhu et al. 2020, eq. 6).
 
     Steps (Xue et al.'s ``GMSD.m``): luminance 0.299 R + 0.587 G + 0.114 B; 2x2 average and
-    downsampling by 2 (an odd last row/column averaged with zeros); Prewitt filters
-    h_x = [[1, 0, -1]] * 3 / 3 and h_y = h_x^T with zero padding; m = sqrt((I*h_x)^2 + (I*h_y)^2).
+    downsampling by 2 (an odd last row/column averaged with zeros); Prewitt filters h_x (three rows
+    of [1, 0, -1], divided by 3) and h_y = h_x^T, zero padding; m = sqrt((I*h_x)^2 + (I*h_y)^2).
 
     Args:
         img: float tensor (N, 3, H, W) RGB or (N, 1, H, W) grey, values in [0, 1]. H, W >= 2.
@@ -88,8 +88,9 @@ def gradient_magnitude(img: Tensor, *, channelwise: bool = False) -> Tensor:
     Returns:
         float32 (float64 for float64 input) tensor (N, 1, ceil(H/2), ceil(W/2)), or
         (N, C, ceil(H/2), ceil(W/2)) when ``channelwise``: intensity change per pixel of the
-        half-resolution image, on the [0, 1] scale (a step from 0 to 1 gives about 0.67). A floor
-        of 1e-8 keeps the square root differentiable on flat regions.
+        half-resolution image, on the [0, 1] scale (a sharp step from 0 to 1 gives 1 on the two
+        pixels beside it; the zero-padded border sees a step down to 0). Flat regions give 1e-8, a
+        floor that keeps the square root differentiable.
     """
     raw = _raw_sq_magnitude(_grey_planes(img, channelwise, "gradient_magnitude"))
     return torch.sqrt(raw / _RAW_SCALE + _GMSD_EPS)

@@ -27,19 +27,27 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from scipy.ndimage import correlate1d
 
 from gmgan.cache import data_dir
 from gmgan.color import YCBCR_MATRIX, YCBCR_OFFSET
 
-__all__ = ["psnr", "ssim", "gmsd", "niqe", "pi", "MissingModelFile",
-           "NIQE_MODEL_FILE", "NRQM_MODEL_FILE"]
+__all__ = [
+    "NIQE_MODEL_FILE",
+    "NRQM_MODEL_FILE",
+    "MissingModelFile",
+    "gmsd",
+    "niqe",
+    "pi",
+    "psnr",
+    "ssim",
+]
 
-Image = Union[np.ndarray, torch.Tensor]
+Image = np.ndarray | torch.Tensor
 Grey = Literal["as_y", "as_rgb"]
 
 NIQE_MODEL_FILE = "niqe_modelparameters.mat"
@@ -50,19 +58,21 @@ _SSIM_WINDOW, _SSIM_SIGMA, _SSIM_K1, _SSIM_K2, _PEAK = 11, 1.5, 0.01, 0.03, 255.
 
 
 # ---------------------------------------------------------------------------------------------
-# Input handling: everything becomes a float64 tensor (N, C, H, W) on the 0..255 scale.
+# Input handling: everything becomes a float64 numpy array (N, C, H, W) on the 0..255 scale.
+# PSNR and SSIM are evaluation numbers, not losses: they run on the CPU in float64 (SSIM's variances
+# are differences of large squares, which float32 would blur), and tensors are detached.
 
-def _as_batch(img: Image, name: str) -> tuple[torch.Tensor, bool]:
-    """(N, C, H, W) float64 on 0..255, and whether the input was numpy (so a float is returned)."""
+def _as_batch(img: Image, name: str) -> tuple[np.ndarray, torch.device | None]:
+    """(N, C, H, W) float64 on 0..255, and the tensor's device (None for numpy input: return a float)."""
     if isinstance(img, torch.Tensor):
         if not img.is_floating_point():
             raise TypeError(f"{name}: expected a float tensor in [0, 1], got dtype {img.dtype}")
-        x = img.detach().to(torch.float64)
+        x = img.detach().to("cpu", torch.float64).numpy()
         if x.ndim == 3:
             x = x[None]
         if x.ndim != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"{name}: expected a tensor (N, 3, H, W) or (N, 1, H, W), got {tuple(img.shape)}")
-        return x * _PEAK, False
+        return x * _PEAK, img.device
     if not isinstance(img, np.ndarray):
         raise TypeError(f"{name}: expected a numpy array or a torch tensor, got {type(img).__name__}")
     if img.ndim == 2:
@@ -70,29 +80,29 @@ def _as_batch(img: Image, name: str) -> tuple[torch.Tensor, bool]:
     if img.ndim != 3 or img.shape[2] not in (1, 3):
         raise ValueError(f"{name}: expected a numpy image H x W x 3 or H x W, got shape {img.shape}")
     if img.dtype == np.uint8:
-        x = torch.from_numpy(img.astype(np.float64))
+        x = img.astype(np.float64)
     elif np.issubdtype(img.dtype, np.floating):
-        x = torch.from_numpy(img.astype(np.float64) * _PEAK)
+        x = img.astype(np.float64) * _PEAK
     else:
         raise TypeError(f"{name}: numpy images must be uint8 (0..255) or float ([0, 1]), got {img.dtype}")
-    return x.permute(2, 0, 1)[None], True
+    return x.transpose(2, 0, 1)[None], None
 
 
 def _prepare_pair(sr: Image, hr: Image, crop_border: int, y_channel: bool, grey: Grey,
-                  round_y: bool) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Both images as (N, C, H', W') float64 tensors, 0..255, Y (or RGB) and cropped."""
+                  round_y: bool) -> tuple[np.ndarray, np.ndarray, torch.device | None]:
+    """Both images as (N, C, H', W') float64 arrays, 0..255, Y (or RGB) and cropped."""
     if grey not in ("as_y", "as_rgb"):
         raise ValueError(f"grey must be 'as_y' or 'as_rgb', got {grey!r}")
-    if not isinstance(crop_border, (int, np.integer)) or crop_border < 0:
+    if isinstance(crop_border, bool) or not isinstance(crop_border, (int, np.integer)) or crop_border < 0:
         raise ValueError(f"crop_border must be a non-negative integer, got {crop_border!r}")
-    x, numpy_in = _as_batch(sr, "sr")
+    x, device = _as_batch(sr, "sr")
     y, _ = _as_batch(hr, "hr")
     if x.shape[1] != y.shape[1]:
         if grey != "as_rgb":
             raise ValueError(
                 f"sr has {x.shape[1]} channel(s) and hr {y.shape[1]}: with grey='as_y' a grey image can "
                 "only be compared with a grey one; use grey='as_rgb' to treat grey as R = G = B")
-        x, y = x.expand(-1, 3, -1, -1), y.expand(-1, 3, -1, -1)
+        x, y = np.broadcast_to(x, x.shape[:1] + (3,) + x.shape[2:]), np.broadcast_to(y, y.shape[:1] + (3,) + y.shape[2:])
     if x.shape != y.shape:
         raise ValueError(f"sr and hr must have the same shape, got {tuple(sr.shape)} and {tuple(hr.shape)}")
     x, y = _luma(x, y_channel, grey, round_y), _luma(y, y_channel, grey, round_y)
@@ -102,27 +112,24 @@ def _prepare_pair(sr: Image, hr: Image, crop_border: int, y_channel: bool, grey:
             raise ValueError(f"crop_border={crop_border} leaves nothing of a {h}x{w} image")
         x = x[..., crop_border:-crop_border, crop_border:-crop_border]
         y = y[..., crop_border:-crop_border, crop_border:-crop_border]
-    return x, y, numpy_in
+    return x, y, device
 
 
-def _luma(x: torch.Tensor, y_channel: bool, grey: Grey, round_y: bool) -> torch.Tensor:
+def _luma(x: np.ndarray, y_channel: bool, grey: Grey, round_y: bool) -> np.ndarray:
     """Y of BT.601 YCbCr on the 16..235 scale (N, 1, H, W); or x itself when not y_channel."""
     if not y_channel:
         return x
     if x.shape[1] == 1:
-        if grey == "as_y":
-            out = x
-        else:  # R = G = B = v: the Y weights sum to 219
-            out = float(YCBCR_OFFSET[0]) + float(YCBCR_MATRIX[0].sum()) / _PEAK * x
+        # as_y: the grey level is Y. as_rgb: R = G = B = v, and the Y weights sum to 219.
+        out = x if grey == "as_y" else YCBCR_OFFSET[0] + YCBCR_MATRIX[0].sum() / _PEAK * x
     else:
-        weights = torch.as_tensor(YCBCR_MATRIX[0] / _PEAK, dtype=x.dtype, device=x.device)
-        out = torch.einsum("c,nchw->nhw", weights, x)[:, None] + float(YCBCR_OFFSET[0])
+        out = np.einsum("c,nchw->nhw", YCBCR_MATRIX[0] / _PEAK, x)[:, None] + YCBCR_OFFSET[0]
     # MATLAB's rgb2ycbcr on uint8 images returns uint8 Y; some evaluation scripts keep that rounding.
-    return torch.floor(out + 0.5) if round_y else out
+    return np.floor(out + 0.5) if round_y else out
 
 
-def _result(values: torch.Tensor, numpy_in: bool) -> float | torch.Tensor:
-    return float(values[0]) if numpy_in else values
+def _result(values: np.ndarray, device: torch.device | None) -> float | torch.Tensor:
+    return float(values[0]) if device is None else torch.from_numpy(values).to(device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,43 +148,42 @@ def psnr(sr: Image, hr: Image, crop_border: int = 4, y_channel: bool = True, *,
         round_y: round Y to integers first, as MATLAB's uint8 ``rgb2ycbcr`` does.
 
     Returns:
-        A float for numpy input; a float64 tensor (N,) for tensors. ``inf`` for identical images.
+        A float for numpy input; a float64 tensor (N,) on the input's device for tensors.
+        ``inf`` for identical images.
     """
-    x, y, numpy_in = _prepare_pair(sr, hr, crop_border, y_channel, grey, round_y)
-    mse = (x - y).pow(2).mean(dim=(1, 2, 3))
-    return _result(10.0 * torch.log10(_PEAK ** 2 / mse), numpy_in)
+    x, y, device = _prepare_pair(sr, hr, crop_border, y_channel, grey, round_y)
+    mse = np.square(x - y).mean(axis=(1, 2, 3))
+    with np.errstate(divide="ignore"):
+        return _result(10.0 * np.log10(_PEAK ** 2 / mse), device)
 
 
 @functools.lru_cache(maxsize=8)
-def _gaussian_1d(size: int, sigma: float) -> torch.Tensor:
+def _gaussian_1d(size: int, sigma: float) -> np.ndarray:
     # fspecial('gaussian', 11, 1.5) is the outer product of this normalised 1-D window.
-    t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-t * t / (2 * sigma * sigma))
+    t = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    g = np.exp(-t * t / (2 * sigma * sigma))
     return g / g.sum()
 
 
-def _filter_valid(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """MATLAB filter2(g' * g, x, 'valid') for each plane of (N, C, H, W): two 1-D passes."""
-    n, c, h, w = x.shape
-    planes = x.reshape(n * c, 1, h, w)
-    planes = F.conv2d(planes, g.view(1, 1, -1, 1))
-    planes = F.conv2d(planes, g.view(1, 1, 1, -1))
-    return planes.reshape(n, c, planes.shape[-2], planes.shape[-1])
+def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """MATLAB filter2(g' * g, x, 'valid') over the last two axes: two 1-D passes, border dropped."""
+    r = len(g) // 2
+    out = correlate1d(correlate1d(x, g, axis=-2), g, axis=-1)
+    return out[..., r:-r, r:-r]
 
 
-def _ssim_per_channel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _ssim_per_channel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Mean SSIM map per image and channel, (N, C), following ssim_index.m."""
     if min(x.shape[-2:]) < _SSIM_WINDOW:
         raise ValueError(f"ssim needs images of at least {_SSIM_WINDOW}x{_SSIM_WINDOW} after cropping, "
                          f"got {tuple(x.shape[-2:])}")
-    g = _gaussian_1d(_SSIM_WINDOW, _SSIM_SIGMA).to(x.device)
+    g = _gaussian_1d(_SSIM_WINDOW, _SSIM_SIGMA)
     c1, c2 = (_SSIM_K1 * _PEAK) ** 2, (_SSIM_K2 * _PEAK) ** 2
-    mu_x, mu_y = _filter_valid(x, g), _filter_valid(y, g)
-    var_x = _filter_valid(x * x, g) - mu_x ** 2
-    var_y = _filter_valid(y * y, g) - mu_y ** 2
-    cov = _filter_valid(x * y, g) - mu_x * mu_y
+    # All five local statistics in one filtering call.
+    mu_x, mu_y, xx, yy, xy = _filter_valid(np.stack([x, y, x * x, y * y, x * y]), g)
+    var_x, var_y, cov = xx - mu_x ** 2, yy - mu_y ** 2, xy - mu_x * mu_y
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
-    return ssim_map.mean(dim=(2, 3))
+    return ssim_map.mean(axis=(2, 3))
 
 
 def ssim(sr: Image, hr: Image, crop_border: int = 4, y_channel: bool = True, *,
@@ -191,10 +197,10 @@ def ssim(sr: Image, hr: Image, crop_border: int = 4, y_channel: bool = True, *,
     Args: as :func:`psnr`.
 
     Returns:
-        A float for numpy input; a float64 tensor (N,) for tensors.
+        A float for numpy input; a float64 tensor (N,) on the input's device for tensors.
     """
-    x, y, numpy_in = _prepare_pair(sr, hr, crop_border, y_channel, grey, round_y)
-    return _result(_ssim_per_channel(x, y).mean(dim=1), numpy_in)
+    x, y, device = _prepare_pair(sr, hr, crop_border, y_channel, grey, round_y)
+    return _result(_ssim_per_channel(x, y).mean(axis=1), device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,7 +211,7 @@ def _as_unit_tensor(img: Image, name: str) -> tuple[torch.Tensor, bool]:
     if isinstance(img, torch.Tensor):
         return (img[None] if img.ndim == 3 else img), False
     x, _ = _as_batch(img, name)
-    return x / _PEAK, True
+    return torch.from_numpy(x / _PEAK), True
 
 
 def gmsd(sr: Image, hr: Image, *, round_luminance: bool = False) -> float | torch.Tensor:
@@ -243,7 +249,7 @@ def _pyiqa_url(arch_module: str) -> str:
 
     try:
         return importlib.import_module(f"pyiqa.archs.{arch_module}").default_model_urls["url"]
-    except Exception:  # pragma: no cover - only for the message
+    except (ImportError, AttributeError, KeyError):  # pragma: no cover - only for the message
         return "(see pyiqa's default_model_urls)"
 
 
@@ -258,7 +264,7 @@ def _find_model_file(file_name: str, explicit: str | Path | None) -> Path | None
     try:
         from pyiqa.utils.download_util import DEFAULT_CACHE_DIR
         candidates.append(Path(DEFAULT_CACHE_DIR) / file_name)
-    except Exception:  # pragma: no cover - pyiqa missing is reported elsewhere
+    except ImportError:  # pragma: no cover - pyiqa missing is reported when it is needed
         pass
     return next((p for p in candidates if p.is_file()), None)
 

@@ -26,7 +26,9 @@ Points are float32 tensors of shape (N, 2) in the data's own units (the plane ro
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -296,6 +298,23 @@ def _critic_objective(
     return loss, torch.zeros(())
 
 
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one CPU thread, then restore the previous setting.
+
+    The toy networks multiply 256 x 128 matrices: far too little work to split between threads.
+    With several threads each of the ~50 small operations per step pays for waking the others, which
+    made the loop several times slower on a 2-core machine (and dramatically slower when that
+    machine was busy with other processes).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train_toy_gan(
     kind: str = "wgan-gp",
     data: str = "8gaussians",
@@ -330,6 +349,8 @@ def train_toy_gan(
 
     Returns:
         a :class:`ToyRun`.
+
+    The loop runs on one CPU thread (restored afterwards): see :func:`_one_thread`.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown GAN kind {kind!r}; choose one of {KINDS}")
@@ -340,7 +361,15 @@ def train_toy_gan(
     n_critic = n_critic if n_critic is not None else (1 if kind == "vanilla" else 5)
     if n_critic < 1:
         raise ValueError(f"n_critic must be >= 1, got {n_critic}")
+    with _one_thread():
+        return _train(kind, data, steps, seed, batch_size, n_critic, hidden, depth, lr, clip, lam, n_eval)
 
+
+def _train(
+    kind: str, data: str, steps: int, seed: int, batch_size: int, n_critic: int, hidden: int,
+    depth: int, lr: float | None, clip: float, lam: float, n_eval: int,
+) -> ToyRun:
+    """The body of :func:`train_toy_gan` (arguments already checked)."""
     rng = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left untouched
         torch.manual_seed(seed)

@@ -70,6 +70,9 @@ class TrainResult:
         seconds: wall-clock seconds spent in each phase in this call.
         interrupted: True when Ctrl-C stopped training (resume with ``resume=True``).
         config: the configuration used.
+
+    In a ``torchrun`` job only rank 0 logs, validates and writes files: on the other ranks
+    ``history``, ``validation``, ``bicubic`` and ``weights`` stay empty.
     """
 
     run_dir: Path

@@ -14,7 +14,7 @@ from gmgan.resize import cubic, imresize, modcrop, resize_weights
 MATLAB_SETS = ("Set5", "Set14")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _read(path: Path) -> np.ndarray:
     """Pixels as stored: no mode conversion, so Set14 bridge stays a single-channel (PNG mode L) array."""
     with Image.open(path) as im:

@@ -110,6 +110,16 @@ def test_tiny_run_writes_loadable_weights(tmp_path):
     assert set(result.seconds) == {"pretrain", "gan"}
 
 
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_and_channels_last_run(tmp_path, amp):
+    result = train(tiny(tmp_path, amp=amp, channels_last=True, pretrain_iters=2, gan_iters=1))
+    assert [r["bad_in_a_row"] for r in result.history] == [0, 0, 0]
+    for row in result.history:
+        assert np.isfinite([v for k, v in row.items() if k not in ("phase", "grad_norm_G", "grad_norm_D")]).all()
+    weights = _weights(result.weights["gan"]["G"])
+    assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in weights.values())
+
+
 def test_gan_starts_from_the_pretrained_ema_generator(tmp_path):
     result = train(tiny(tmp_path, pretrain_iters=2, gan_iters=0))
     start, ema = _weights(result.weights["gan"]["G"]), _weights(result.weights["pretrain"]["G_ema"])
