@@ -14,7 +14,10 @@ export GMGAN_DATA ?= $(abspath ../shared/data)
 endif
 export GMGAN_DERIVED ?= $(CURDIR)/.cache/derived
 
-.PHONY: install book widgets test bench bench-gpu clean
+NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
+	--nbval-cell-timeout=900
+
+.PHONY: install book test bench bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,17 +27,19 @@ install: $(BIN)/python
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -q -e ".[dev]"
 
-widgets:
-	cd book && npm ci --no-audit --no-fund --loglevel=error
+# book/build.sh fetches the widget JavaScript from npm (book/package-lock.json), checks the notebooks'
+# install cells, and runs `jupyter-book build . -W -n --keep-going` (notebooks are not re-executed).
+book: install
+	PYTHON=$(BIN)/python JUPYTER_BOOK=$(BIN)/jupyter-book bash book/build.sh
 
-book: install widgets
-	$(BIN)/jupyter-book build . -W -n --keep-going
-
-test: install widgets
-	$(BIN)/python -m pytest
+test: install
+	$(BIN)/python -m pytest $(NBVAL_FLAGS)
 
 bench: install
 	$(BIN)/python -m benchmarks.run
+
+bench-gpu: install
+	$(BIN)/python -m benchmarks.gpu_profile
 
 clean:
 	rm -rf _build .pytest_cache

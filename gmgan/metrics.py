@@ -16,9 +16,15 @@ value per image.
 Grey images (Set14 ``bridge`` is a single-channel PNG) have no single convention; ``grey`` chooses:
 
 * ``"as_y"`` (default): the grey values are the luminance: Y = v (0..255) is compared directly.
-  This gives the ESRGAN / EDSR bicubic Set14 figure (26.00 dB / 0.7027 published).
+  Bicubic x4 Set14 then computes to 25.99 dB / 0.7029, the ESRGAN / EDSR figure (26.00 / 0.7027).
 * ``"as_rgb"``: grey is RGB with R = G = B = v, so Y = 16 + 219 v / 255. This compresses the range by
-  219/255 and raises PSNR: Set14 bicubic becomes 26.09 dB, close to the GMGAN paper's 26.10.
+  219/255 and raises PSNR by 20 log10(255/219) = 1.32 dB on bridge: Set14 bicubic becomes
+  26.09 dB / 0.7048, close to the GMGAN paper's 26.10.
+
+Other published settings: the bicubic baselines quoted in most SR papers (Set5 28.42 / 0.8104) come
+from MATLAB scripts that round Y to uint8 and resize the Y channel alone; ``round_y=True`` gives
+the rounding. With float Y (the default), bicubic x4 of the MATLAB LR files computes to Set5
+28.43 / 0.8111 and BSD100 25.96 / 0.6681, the GMGAN paper's bicubic SSIMs.
 
 Both images of a pair must have the same number of channels, except that with ``grey="as_rgb"`` a
 grey image is paired with an RGB one by repeating its channel.

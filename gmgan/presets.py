@@ -114,7 +114,7 @@ class TrainConfig:
     ema_decay: float = _f(0.999, "decay of the generator's exponential moving average (0: no EMA)")
     amp: str = _f("none", "mixed precision: none, bf16 (autocast), fp16 (autocast + GradScaler)")
     channels_last: bool = _f(False, "channels-last memory format (faster convs on recent GPUs)")
-    compile: bool = _f(False, "torch.compile the networks")
+    compile: bool = _f(False, "torch.compile the generator (not the critic: its gradient penalty needs double backward)")
     log_every: int = _f(100, "log losses, learning rates and gradient norms every N updates")
     val_every: int = _f(5_000, "validate every N updates (0: only at the end of a phase)")
     ckpt_every: int = _f(5_000, "checkpoint every N updates (0: only at the end of a phase)")
@@ -212,7 +212,7 @@ class TrainConfig:
         except yaml.YAMLError as err:
             raise ValueError(f"{source}: not valid YAML: {err}") from err
         if not isinstance(data, dict):
-            raise ValueError(f"{source}: expected a mapping of field: value, got {type(data).__name__}")
+            raise ValueError(f"{source}: expected a mapping of field: value, got {type(data).__name__}")  # noqa: TRY004
         base = get_preset(data.pop("preset")) if "preset" in data else None
         try:
             return cls.from_dict(data, base)
@@ -279,7 +279,7 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
     if tp is float:
         try:
             if isinstance(value, bool):
-                raise ValueError
+                raise ValueError  # noqa: TRY004 (caught just below)
             return float(value)
         except (TypeError, ValueError):
             raise ValueError(f"TrainConfig.{name} must be a number; got {value!r}") from None

@@ -166,12 +166,12 @@ def pretrain(cfg: TrainConfig, env: Env, stop: GracefulStop) -> dict[str, Any]:
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.pretrain_lr, betas=cfg.pretrain_betas)
     run = _phase_run("pretrain", cfg, env, stop, total=cfg.pretrain_iters, nets={"G": G},
                      optimizers={"G": opt_g}, halve_every=cfg.pretrain_lr_halve_every)
-    G = run.nets["G"]
+    G = run.nets["G"]  # the same weights, wrapped for training (DDP, torch.compile)
 
     for step, lr, hr in run.batches():
         with run.autocast():
             sr = G(lr)
-        l_mse = mse_loss(sr, hr)
+        l_mse = mse_loss(sr, hr)  # l_MSE = mean of (G(LR) - HR)^2: phase 1's only loss
         run.update("G", l_mse)
         run.finish_step(step, {"mse": l_mse})
     return run.finish()

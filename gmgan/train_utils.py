@@ -324,7 +324,7 @@ class GracefulStop:
         print("\nCtrl-C: finishing this step and writing a checkpoint (Ctrl-C again to abort "
               "without one)", file=sys.stderr, flush=True)
 
-    def __enter__(self) -> GracefulStop:
+    def __enter__(self) -> GracefulStop:  # noqa: PYI034
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handler)
         return self
@@ -512,7 +512,7 @@ def _niqe_or_nan(img: np.ndarray, scale: int, set_name: str, image_name: str, no
         return float(metrics.niqe(img, crop_border=scale))
     except (FileNotFoundError, ImportError) as err:
         notes["niqe"] = f"NIQE skipped: {err}"
-    except Exception as err:  # pyiqa raises linear-algebra errors on degenerate images
+    except Exception as err:  # noqa: BLE001 - pyiqa raises linear-algebra errors on flat images
         notes[f"niqe_{set_name}_{image_name}"] = f"NIQE failed on {set_name}/{image_name}: {err}"
     return float("nan")
 
@@ -586,15 +586,17 @@ class PhaseRun:
             self._load(resume_from)
         self.log = RunLog(self.dir, enabled=env.is_main, tensorboard=cfg.tensorboard,
                           resume_step=self.start if resume_from is not None else None)
-        self.nets = {k: self._wrap(m) for k, m in self.raw.items()}
+        self.nets = {k: self._wrap(k, m) for k, m in self.raw.items()}
         self.dataset_factory = dataset_factory
         self._bar = None
 
     # -- set-up
 
-    def _wrap(self, module: nn.Module) -> nn.Module:
+    def _wrap(self, name: str, module: nn.Module) -> nn.Module:
         module.train()
-        wrapped = torch.compile(module) if self.cfg.compile else module
+        # Only the generator is compiled: the critic's gradient penalty differentiates twice
+        # (create_graph=True), which compiled graphs do not support.
+        wrapped = torch.compile(module) if self.cfg.compile and name == "G" else module
         if self.env.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
 

@@ -27,13 +27,25 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
 
-__all__ = ["compare", "BeforeAfter", "Region", "view_region", "display_scale", "to_uint8", "png_data_uri", "show_images", "diff_map",
-           "show_diff", "plot_curves", "show_gms_map"]
+__all__ = [
+    "BeforeAfter",
+    "Region",
+    "compare",
+    "diff_map",
+    "display_scale",
+    "plot_curves",
+    "png_data_uri",
+    "show_diff",
+    "show_gms_map",
+    "show_images",
+    "to_uint8",
+    "view_region",
+]
 
 # Format of each metric's readout: (format spec, unit). Unknown metrics get 4 decimals.
 _FORMATS = {"psnr": (".2f", " dB"), "ssim": (".4f", ""), "gmsd": (".4f", "")}
@@ -115,10 +127,10 @@ def view_region(shape: tuple[int, int], zoom: float, cx: float, cy: float) -> Re
     """The region a view shows: ``1/zoom`` of each side, centred on (cx, cy) (fractions of the width and
     height), pushed back inside the image at the borders."""
     height, width = shape
-    h = max(1, int(round(height / zoom)))
-    w = max(1, int(round(width / zoom)))
-    top = int(round(cy * height - h / 2))
-    left = int(round(cx * width - w / 2))
+    h = max(1, round(height / zoom))
+    w = max(1, round(width / zoom))
+    top = round(cy * height - h / 2)
+    left = round(cx * width - w / 2)
     return Region(min(max(top, 0), height - h), min(max(left, 0), width - w), h, w)
 
 
@@ -404,7 +416,7 @@ def _centre_crop(img: np.ndarray, side: int) -> np.ndarray:
 # Live widget
 # --------------------------------------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def _box_class():
     import ipywidgets as widgets
 
@@ -426,7 +438,7 @@ def _composite(ba: BeforeAfter, image: str, left_method: str, right_method: str,
     left = _rgb(region.slice(ba.images[image][left_method]))
     right = _rgb(region.slice(ba.images[image][right_method]))
     out = right.copy()
-    cut = int(round(split * out.shape[1]))
+    cut = round(split * out.shape[1])
     out[:, :cut] = left[:, :cut]
     if enlarge > 1:
         out = np.repeat(np.repeat(out, enlarge, axis=0), enlarge, axis=1)

@@ -35,7 +35,7 @@ def _pair(h: int = 48, w: int = 40, seed: int = 0, grey: bool = False) -> tuple[
 
 
 def _payload(html: str) -> dict:
-    m = re.search(r'<script type="application/json" class="gmgan-ba-data">(.*?)</script>', html, re.S)
+    m = re.search(r'<script type="application/json" class="gmgan-ba-data">(.*?)</script>', html, re.DOTALL)
     assert m, "the static HTML has no data block"
     return json.loads(m.group(1).replace("<\\/", "</"))
 
@@ -87,7 +87,7 @@ def test_html_metrics_equal_direct_calls(two_images):
         assert im["scores"]["SR"] == f"PSNR {p:.2f} dB, SSIM {s:.4f}"
     # the first image's values are printed in the page itself (no script needed)
     p_a = metrics.psnr(two_images["a"]["SR"], two_images["a"]["HR"])
-    readout = re.search(r'<div class="gmgan-ba-metrics">(.*?)</div>', html, re.S).group(1)
+    readout = re.search(r'<div class="gmgan-ba-metrics">(.*?)</div>', html, re.DOTALL).group(1)
     assert f"PSNR {p_a:.2f} dB" in readout and "HR: reference" in readout
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import importlib
 
-from gmgan.data.download import (ChecksumError, UnsafeArchiveError, dataset_dir, download, fetch,
-                                 list_datasets, safe_extract)
+# ``download`` (the function) is not re-exported: it would hide the module gmgan.data.download.
+from gmgan.data.download import (ChecksumError, UnsafeArchiveError, dataset_dir, fetch,
+                                 list_datasets, locate, safe_extract)
 from gmgan.data.registry import DATASETS, DatasetInfo, get_info
 
 _LAZY = {
@@ -22,6 +23,9 @@ _LAZY = {
     "make_lr": "gmgan.data.prepare",
     "dihedral_augment": "gmgan.data.prepare",
     "prepare_training_set": "gmgan.data.prepare",
+    "dihedral": "gmgan.data.prepare",
+    "PreparedSet": "gmgan.data.prepare",
+    "infinite_batches": "gmgan.data.pairs",
     "PatchPairs": "gmgan.data.pairs",
     "build_loader": "gmgan.data.pairs",
     "BenchmarkImage": "gmgan.data.benchmark",
@@ -29,7 +33,7 @@ _LAZY = {
     "BENCHMARK_SETS": "gmgan.data.benchmark",
 }
 
-__all__ = ["DatasetInfo", "DATASETS", "get_info", "download", "fetch", "dataset_dir", "list_datasets",
+__all__ = ["DatasetInfo", "DATASETS", "get_info", "fetch", "dataset_dir", "list_datasets", "locate",
            "safe_extract", "ChecksumError", "UnsafeArchiveError", *_LAZY]
 
 

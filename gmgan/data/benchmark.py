@@ -46,15 +46,23 @@ def _canonical(name: str) -> str:
 
 
 def benchmark_dir(name: str) -> Path:
-    """``<data cache>/benchmark/<name>``; a clear error naming GMGAN_DATA when it is missing."""
+    """The folder of a test set (``<cache>/benchmark/<name>``, holding ``HR/`` and the LR folders).
+
+    Looks in the data cache and, when that is read-only, where downloads went instead
+    (:func:`gmgan.data.download.locate`); a clear error naming GMGAN_DATA when the set is missing.
+    """
+    from gmgan.data.download import locate
+
     name = _canonical(name)
-    root = data_dir() / "benchmark" / name
-    if not (root / "HR").is_dir():
+    hr = locate(name)
+    if hr is None and (data_dir() / "benchmark" / name / "HR").is_dir():
+        hr = data_dir() / "benchmark" / name / "HR"  # a partial copy that the registry does not count
+    if hr is None:
         raise FileNotFoundError(
-            f"benchmark set {name!r} not found: no folder {root / 'HR'}. Point the GMGAN_DATA "
-            f"environment variable at a data cache that has it (now {data_dir()}), or run "
+            f"benchmark set {name!r} not found in the data cache (GMGAN_DATA={data_dir()}). Point "
+            f"the GMGAN_DATA environment variable at a data cache that has it, or run "
             f"`gmgan data fetch {name}`. Known sets: {', '.join(BENCHMARK_SETS)}.")
-    return root
+    return hr.parent
 
 
 def _lr_files(folder: Path, scale: int) -> dict[str, Path]:
