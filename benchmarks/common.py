@@ -116,7 +116,10 @@ class Row:
     @property
     def ratio(self) -> float | None:
         """Reference time / our time (> 1: ours is faster)."""
-        return None if not self.ref_ms or not self.ours_ms else self.ref_ms / self.ours_ms
+        if not self.ref_ms or not self.ours_ms:
+            return None
+        ratio = self.ref_ms / self.ours_ms
+        return ratio if math.isfinite(ratio) else None
 
 
 def load_average() -> tuple[float, float, float] | None:
@@ -136,7 +139,7 @@ def _version(dist: str) -> str | None:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True,
                              cwd=Path(__file__).resolve().parent, timeout=10)
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
@@ -170,7 +173,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def _fmt_ms(ms: float | None) -> str:
-    if ms is None:
+    if ms is None or not math.isfinite(ms) or ms == 0:
         return "—"
     return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
 

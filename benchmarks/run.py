@@ -87,7 +87,7 @@ def bench_gmsd(smoke: bool, **_) -> list[Row]:
         "pyiqa": _fwd_bwd(pyiqa_loss, hr),
         "piq": _fwd_bwd(lambda a, b: piq.gmsd(a, b, reduction="mean"), hr),
     }
-    t = measure(fns, setup={k: _leaf(sr) for k in fns}, repeat=3 if smoke else 15, warmup=1)
+    t = measure(fns, setup={k: _leaf(sr) for k in fns}, repeat=3 if smoke else 31, warmup=3)
 
     with torch.no_grad():
         # pyiqa: rounded luminance, std with N-1: must equal ours with round_luminance=True.
@@ -266,25 +266,23 @@ def bench_rrdb(smoke: bool, rrdb_blocks: int = 23, tiled_size: int = 512, **_) -
 # --------------------------------------------------------------------------------------------- 4
 def _image_source(name: str, smoke: bool) -> tuple[Path, str]:
     """A folder of HR training images: the named set from GMGAN_DATA, else synthetic images."""
+    from benchmarks.loader import synthetic_image_folder
     from gmgan.cache import derived_dir
     from gmgan.data.download import dataset_dir
-
-    from benchmarks.loader import synthetic_image_folder
 
     if not smoke:
         try:
             return Path(dataset_dir(name)), name
-        except Exception as err:  # not in the data cache and no internet: say so, carry on
+        except Exception as err:  # noqa: BLE001 - not in the data cache, no internet: say so, carry on
             _log(f"{name} unavailable ({type(err).__name__}: {err}); using synthetic images")
     return synthetic_image_folder(derived_dir("bench", "synthetic")), "synthetic"
 
 
 def _data_batch_ms(cfg, smoke: bool) -> tuple[float, str]:
     """Median ms for one batch of the preset's patches from the real loader, 0 workers."""
+    from benchmarks.loader import _dataset
     from gmgan.data import build_loader, prepare_training_set
     from gmgan.data.pairs import infinite_batches
-
-    from benchmarks.loader import _dataset
 
     src, label = _image_source(cfg.train_set, smoke)
     prepared = prepare_training_set(src, scale=cfg.scale, progress=False)
@@ -298,13 +296,12 @@ def _data_batch_ms(cfg, smoke: bool) -> tuple[float, str]:
 def bench_train_step(smoke: bool, **_) -> tuple[list[Row], dict]:
     """Where a phase-2 iteration's time goes, per preset, against the real trainer's step."""
     from benchmarks.trainstep import GanStep, bench_config, trainer_step_seconds
-
     from gmgan.cache import derived_dir
 
     rows: list[Row] = []
     detail: dict = {}
     for preset in ("teach", "paper"):
-        shrink = dict(batch_size=2, patch_size=32, num_block=1) if smoke else {}
+        shrink = {"batch_size": 2, "patch_size": 32, "num_block": 1} if smoke else {}
         probe = bench_config(preset, **shrink)
         src, src_label = _image_source(probe.train_set, smoke)
         cfg = bench_config(preset, device="cpu", num_workers=0, train_set=str(src), **shrink)
@@ -341,7 +338,7 @@ def bench_train_step(smoke: bool, **_) -> tuple[list[Row], dict]:
 
 
 def plot_breakdown(detail: dict, path: Path) -> Path:
-    """Horizontal stacked bars, one per preset: each part's share of the iteration, in ms."""
+    """One horizontal stacked bar per preset: each part's share of a phase-2 iteration."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -350,28 +347,26 @@ def plot_breakdown(detail: dict, path: Path) -> Path:
     presets = list(detail)
     names = list(dict.fromkeys(n for p in presets for n in detail[p]["parts_ms"]))
     colours = plt.get_cmap("tab10").colors
-    fig, axes = plt.subplots(len(presets), 1, figsize=(10, 1.6 + 1.3 * len(presets)), squeeze=False)
-    for ax, preset in zip(axes[:, 0], presets):
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.8 * len(presets)))
+    for y, preset in enumerate(presets):
         parts = detail[preset]["parts_ms"]
         total = sum(parts.values())
         left = 0.0
         for i, name in enumerate(names):
             share = 100 * parts.get(name, 0.0) / total
-            ax.barh(0, share, left=left, color=colours[i % len(colours)], label=name)
-            if share >= 6:
-                ax.text(left + share / 2, 0, f"{share:.0f}%", ha="center", va="center", fontsize=8)
+            ax.barh(y, share, left=left, color=colours[i % len(colours)], label=name if y == 0 else None)
+            if share >= 5:
+                ax.text(left + share / 2, y, f"{share:.0f}%", ha="center", va="center", fontsize=8)
             left += share
-        d = detail[preset]
-        ax.set_title(f"{preset}: batch {d['batch']}, {d['patch']}² HR patches, RRDB-{d['num_block']}, "
-                     f"VGG {d['perceptual_layer']}: {total / 1e3:.2f} s per iteration (sum of parts)",
-                     fontsize=9)
-        ax.set_xlim(0, 100)
-        ax.set_yticks([])
-        ax.set_xlabel("% of one phase-2 iteration (CPU)")
-    axes[0, 0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.35 - 0.9 * (len(presets) - 1)),
-                      ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    ax.set_yticks(range(len(presets)))
+    ax.set_yticklabels([f"{p}\nbatch {detail[p]['batch']}, {detail[p]['patch']}², RRDB-{detail[p]['num_block']}\n"
+                        f"{detail[p]['sum_of_parts_ms'] / 1e3:.2f} s / iteration" for p in presets], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("% of one phase-2 iteration on the CPU (sum of the separately timed parts)")
+    fig.legend(loc="lower center", bbox_to_anchor=(0.5, -0.02), ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.22, 1, 1))
+    fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
@@ -379,9 +374,8 @@ def plot_breakdown(detail: dict, path: Path) -> Path:
 # --------------------------------------------------------------------------------------------- 5
 def bench_loader(smoke: bool, loader_set: str = "Urban100", **_) -> tuple[list[Row], dict]:
     """Patches/s of the training loader: full images vs sub-images, workers, cache on/off."""
-    from gmgan.data import extract_subimages, make_lr
-
     from benchmarks.loader import alignment_error, loader_rate
+    from gmgan.data import extract_subimages, make_lr
 
     name = loader_set
     if not smoke and "/" not in name and name in ("Set5", "Set14", "BSD100", "Urban100"):
@@ -465,14 +459,24 @@ def _loader_table(rates: dict) -> str:
 
 
 def run(smoke: bool = False, only: list[str] | None = None, threads: int = 2, out_dir: Path = RESULTS,
-        **options) -> list[Row]:
+        command: str = "python -m benchmarks.run", **options) -> list[Row]:
     """Run the suites and write ``cpu.json`` / ``cpu.md`` / ``cpu-train-step.png`` into ``out_dir``
-    (``cpu-smoke.*`` in smoke mode)."""
+    (``cpu-smoke.*`` in smoke mode). torch's thread count is ``threads`` meanwhile, then restored."""
+    old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*random VGG19 weights.*")
+            return _run(smoke, only, out_dir, command, options)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _run(smoke: bool, only: list[str] | None, out_dir: Path, command: str, options: dict) -> list[Row]:
     machine = machine_info()
     stem = "cpu-smoke" if smoke else "cpu"
     rows: list[Row] = []
-    extra: dict = {"command": " ".join(["python -m benchmarks.run", *sys.argv[1:]]), "smoke": smoke,
+    extra: dict = {"command": command, "smoke": smoke,
                    "options": options, "seconds": {}}
     notes: list[str] = []
     for name, fn in SUITES.items():
@@ -504,15 +508,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes; checks correctness only (CI)")
     ap.add_argument("--only", nargs="+", choices=sorted(SUITES), help="run only these suites")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (fixed, for repeatable ratios)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads, fixed for repeatable ratios (default 2; 1 with --smoke, where "
+                         "only the checks count and a second thread only waits on a busy machine)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON, markdown and PNG results")
     ap.add_argument("--rrdb-blocks", type=int, default=23, help="RRDB blocks of the inference benchmark")
     ap.add_argument("--tiled-size", type=int, default=512, help="LR side of the tiled inference benchmark")
     ap.add_argument("--loader-set", default="Urban100",
                     help="images for the loader benchmark: a benchmark set's HR folder or a training set")
     args = ap.parse_args(argv)
-    warnings.filterwarnings("ignore", message=".*random VGG19 weights.*")
-    rows = run(args.smoke, args.only, args.threads, args.out, rrdb_blocks=args.rrdb_blocks,
+    threads = args.threads or (1 if args.smoke else 2)
+    command = " ".join(["python -m benchmarks.run", *(sys.argv[1:] if argv is None else argv)])
+    rows = run(args.smoke, args.only, threads, args.out, command, rrdb_blocks=args.rrdb_blocks,
                tiled_size=args.tiled_size, loader_set=args.loader_set)
     failed = [r for r in rows if not r.ok]
     for r in failed:

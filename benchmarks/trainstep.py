@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -34,8 +35,8 @@ def bench_config(preset: str, **overrides) -> TrainConfig:
     """A preset set up for timing phase 2: random VGG weights (ImageNet weights cannot be
     downloaded here; the cost is the same), no validation, no TensorBoard, no progress bar,
     a log row every step, checkpoints only at the end."""
-    settings = dict(phase="gan", perceptual_weights="random", val_sets=(), val_every=0, ckpt_every=0,
-                    log_every=1, tensorboard=False, progress=False)
+    settings = {"phase": "gan", "perceptual_weights": "random", "val_sets": (), "val_every": 0,
+                "ckpt_every": 0, "log_every": 1, "tensorboard": False, "progress": False}
     settings.update(overrides)
     return get_preset(preset, **settings)
 
@@ -271,4 +272,4 @@ def trainer_step_seconds(cfg: TrainConfig, iters: int, workdir: str | Path | Non
             bad = [k for k, v in row.items() if isinstance(v, float) and not np.isfinite(v)]
             if bad:
                 raise RuntimeError(f"the trainer logged non-finite values at step {row.get('step')}: {bad}")
-        return [float(b - a) for a, b in zip(stamps[:-1], stamps[1:])]
+        return [float(b - a) for a, b in itertools.pairwise(stamps)]

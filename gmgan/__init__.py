@@ -26,7 +26,8 @@ _ATTRS = {
     "interpolate": "gmgan.infer",
 }
 _MODULES = {"metrics", "losses", "data", "nets", "resize", "color", "cache", "imageio", "presets",
-            "checkpoint", "train", "infer", "evaluate", "viz", "cli"}
+            "checkpoint", "train", "infer", "evaluate", "viz", "cli", "iqa_maps", "toy2d", "experiments",
+            "degrade"}
 
 __all__ = sorted(_ATTRS) + ["metrics", "losses", "data", "__version__"]
 

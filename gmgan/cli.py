@@ -66,6 +66,22 @@ def _one_line(err: BaseException) -> str:
     return message if isinstance(err, _PLAIN_ERRORS) else f"{type(err).__name__}: {message}"
 
 
+def _count(minimum: int):
+    """An argparse type: an integer >= ``minimum`` (a bad value is a usage error, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in its messages
+    return parse
+
+
 def _auto_device(device: str | None) -> str:
     if device:
         return device
@@ -489,11 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out-dir", required=True, help="output folder (created)")
     p.add_argument("-w", "--weights", required=True,
                    help="generator weights: .safetensors or .pth (BasicSR / ESRGAN layouts)")
-    p.add_argument("--tile", type=int, default=None,
+    p.add_argument("--tile", type=_count(1), default=None,
                    help="tile side in LR pixels (bounds memory for large images); "
                         "default: whole image")
-    p.add_argument("--overlap", type=int, default=16, help="LR pixels of context around each tile")
-    p.add_argument("--batch-tiles", type=int, default=1, help="tiles per forward pass")
+    p.add_argument("--overlap", type=_count(0), default=16,
+                   help="LR pixels of context around each tile")
+    p.add_argument("--batch-tiles", type=_count(1), default=1, help="tiles per forward pass")
     p.add_argument("--half", action="store_true",
                    help="reduced precision: fp16 on CUDA, bf16 on CPU")
     p.add_argument("--device", default=None,
@@ -514,13 +531,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", nargs="+", default=["psnr", "ssim", "gmsd", "niqe", "pi"],
                    choices=["psnr", "ssim", "gmsd", "niqe", "pi"], metavar="METRIC",
                    help="any of psnr ssim gmsd niqe pi")
-    p.add_argument("--limit", type=int, default=None, help="first N images of each set only")
+    p.add_argument("--limit", type=_count(1), default=None, help="first N images of each set only")
     p.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic baseline row")
     p.add_argument("--published", action="store_true", help="add the paper's Table 1 rows")
     p.add_argument("--layout", choices=["paper", "long"], default="paper", help="table layout")
     p.add_argument("--csv", default=None, help="write the set means as CSV")
     p.add_argument("--json", default=None, help="write means and per-image scores as JSON")
-    p.add_argument("--tile", type=int, default=None,
+    p.add_argument("--tile", type=_count(1), default=None,
                    help="tile side in LR pixels (default: whole image)")
     p.add_argument("--device", default=None, help="where models run (default: cuda if available)")
     p.add_argument("--grey", choices=["as_y", "as_rgb"], default="as_y",

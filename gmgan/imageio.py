@@ -26,6 +26,7 @@ Choices made here, and why:
 from __future__ import annotations
 
 import os
+import struct
 import sys
 import uuid
 import warnings
@@ -227,6 +228,28 @@ def _pil_to_array(im: Image.Image, name: str) -> np.ndarray:
     raise ImageReadError(name, f"unsupported image mode {mode!r} (e.g. floating-point images)")
 
 
+def _tiff_channels(path: Path) -> int | None:
+    """SamplesPerPixel of a classic TIFF's first image (tag 277, default 1), from the header
+    alone; None when the file is no classic TIFF or the header cannot be read. Used to say why PIL
+    could not open a TIFF: PIL decodes 1 to 4 channels only, a TIFF may hold any number."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if head[:4] not in (b"II*\0", b"MM\0*"):
+                return None
+            order = "<" if head[:2] == b"II" else ">"
+            f.seek(struct.unpack(order + "I", head[4:])[0])
+            (entries,) = struct.unpack(order + "H", f.read(2))
+            for _ in range(entries):
+                tag, kind, _count, value = struct.unpack(order + "HHI4s", f.read(12))
+                if tag == 277:  # SamplesPerPixel, a SHORT (kind 3) or LONG (kind 4)
+                    fmt, size = ("H", 2) if kind == 3 else ("I", 4)
+                    return struct.unpack(order + fmt, value[:size])[0]
+            return 1
+    except (OSError, struct.error):
+        return None
+
+
 def read_image(path: PathLike, *, keep_grey: bool = False) -> np.ndarray:
     """Read an image file as uint8 RGB.
 
@@ -271,6 +294,10 @@ def read_image(path: PathLike, *, keep_grey: bool = False) -> np.ndarray:
     except ImageReadError:
         raise
     except UnidentifiedImageError as exc:
+        channels = _tiff_channels(path)
+        if channels is not None and not 1 <= channels <= 4:
+            raise ImageReadError(path, f"a TIFF with {channels} channels; only 1 (grey), 2 (grey + "
+                                       f"alpha), 3 (RGB) or 4 (RGBA) can be read") from exc
         raise ImageReadError(path, "not a recognised image format") from exc
     except Image.DecompressionBombError as exc:
         raise ImageReadError(path, f"too many pixels ({exc})") from exc

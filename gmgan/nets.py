@@ -158,7 +158,9 @@ class RRDBNet(nn.Module):
         self.num_feat, self.num_block, self.num_grow = num_feat, num_block, num_grow
         self.scale = scale
         if not isinstance(residual_scale, (int, float)) or not math.isfinite(residual_scale):
-            raise ValueError(f"RRDBNet: residual_scale must be a finite number, got {residual_scale!r}")
+            raise ValueError(
+                f"RRDBNet: residual_scale must be a finite number, got {residual_scale!r}"
+            )
         self.residual_scale = float(residual_scale)
 
         self.conv_first = nn.Conv2d(in_channels, num_feat, 3, 1, 1)

@@ -22,36 +22,36 @@ for that experiment (notebook 04):
   :func:`mode_coverage` (how many modes the generator's samples reach).
 
 Points are float32 tensors of shape (N, 2) in the data's own units (the plane roughly spans
-[-3, 3]^2); scores are float32 (N, 1). Everything runs on the CPU in seconds.
+[-3, 3]^2); scores are float32 (N, 1). A few hundred training steps take seconds on one CPU core.
 """
 from __future__ import annotations
 
 import contextlib
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from gmgan.losses import critic_loss, generator_loss, gradient_penalty
 
 __all__ = [
     "DATASETS",
     "KINDS",
+    "ToyCritic",
+    "ToyGenerator",
+    "ToyRun",
+    "critic_grad_norms",
+    "critic_on_grid",
+    "mode_centres",
+    "mode_coverage",
     "sample_8gaussians",
     "sample_25gaussians",
     "sample_swissroll",
     "sample_toy",
-    "mode_centres",
-    "ToyGenerator",
-    "ToyCritic",
-    "ToyRun",
-    "critic_grad_norms",
-    "critic_on_grid",
-    "mode_coverage",
     "train_toy_gan",
 ]
 
@@ -153,7 +153,7 @@ def sample_toy(name: str, n: int, *, generator: torch.Generator | None = None) -
 def _mlp(in_dim: int, hidden: int, depth: int, out_dim: int) -> nn.Sequential:
     """in_dim -> hidden (x depth, ReLU after each) -> out_dim."""
     if depth < 1 or hidden < 1:
-        raise ValueError(f"MLP needs depth >= 1 and hidden >= 1, got depth={depth}, hidden={hidden}")
+        raise ValueError(f"MLP needs depth, hidden >= 1, got depth={depth}, hidden={hidden}")
     layers: list[nn.Module] = []
     width = in_dim
     for _ in range(depth):
@@ -276,10 +276,10 @@ class ToyRun:
     seed: int
     generator: ToyGenerator
     critic: ToyCritic
-    history: dict[str, list[float]] = field(default_factory=dict)
-    real: torch.Tensor | None = None
-    fake: torch.Tensor | None = None
-    grad_norms: torch.Tensor | None = None
+    history: dict[str, list[float]]
+    real: torch.Tensor
+    fake: torch.Tensor
+    grad_norms: torch.Tensor
 
 
 def _critic_objective(
@@ -362,7 +362,9 @@ def train_toy_gan(
     if n_critic < 1:
         raise ValueError(f"n_critic must be >= 1, got {n_critic}")
     with _one_thread():
-        return _train(kind, data, steps, seed, batch_size, n_critic, hidden, depth, lr, clip, lam, n_eval)
+        return _train(
+            kind, data, steps, seed, batch_size, n_critic, hidden, depth, lr, clip, lam, n_eval
+        )
 
 
 def _train(
@@ -373,7 +375,8 @@ def _train(
     rng = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left untouched
         torch.manual_seed(seed)
-        gen, critic = ToyGenerator(hidden=hidden, depth=depth), ToyCritic(hidden=hidden, depth=depth)
+        gen = ToyGenerator(hidden=hidden, depth=depth)
+        critic = ToyCritic(hidden=hidden, depth=depth)
     if kind == "wgan-clip":
         # WGAN used RMSprop: momentum-based optimisers were unstable with clipping in its tests.
         lr = lr if lr is not None else 5e-5
@@ -386,7 +389,9 @@ def _train(
     if kind == "wgan-clip":
         _clip_(critic, clip)  # the critic must live in the clipped set from the start
 
-    history: dict[str, list[float]] = {k: [] for k in ("critic_loss", "gp", "generator_loss", "grad_norm")}
+    history: dict[str, list[float]] = {
+        k: [] for k in ("critic_loss", "gp", "generator_loss", "grad_norm")
+    }
     for _ in range(steps):
         for _ in range(n_critic):
             real = sample_toy(data, batch_size, generator=rng)
