@@ -11,15 +11,24 @@ A checkpoint is a folder ``<run_dir>/step_00001000/`` holding
 * ``manifest.json``: the sha256 and size of both files, written last.
 
 Writing is atomic: everything goes to a hidden temporary folder in ``run_dir``, is fsynced, and
-the folder is renamed into place with ``os.replace``. A crash leaves either the complete new
-checkpoint or none, never a half-written one under a ``step_*`` name; leftovers of a crash are
-hidden ``.tmp-*`` folders that the next save removes. On an ``OSError`` (disk full, permissions)
-the temporary folder is removed, older checkpoints are untouched, and :class:`CheckpointError` is
-raised; the trainer then stops or carries on without that checkpoint (``on_save_error``).
+the folder is renamed into place with ``os.replace``. A crash (even ``kill -9``) leaves either the
+complete new checkpoint or none, never a half-written one under a ``step_*`` name; leftovers of a
+crash are hidden ``.tmp-*`` folders that the next save removes. Old checkpoints that ``keep_last``
+drops are first renamed to such a hidden name and then deleted, so a crash during the deletion
+cannot leave a half-deleted ``step_*`` folder either.
+
+Both files are serialised in memory first (safetensors bytes and ``torch.save`` bytes; this takes
+RAM for one checkpoint, about the size of its two files) and then written with plain file writes,
+so that a full disk or a file-size limit surfaces as the operating system's error ("No space left
+on device") instead of a library's internal one. On such an ``OSError`` the temporary folder is
+removed, older checkpoints are untouched, and :class:`CheckpointError` is raised, saying how much
+space is free; the trainer then stops or carries on without that checkpoint (``on_save_error``).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import os
 import random
@@ -104,8 +113,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
+def _write_durably(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file and fsync it; disk errors come out as ``OSError``."""
+    with open(path, "xb") as f:
+        f.write(data)
+        f.flush()
         os.fsync(f.fileno())
 
 
@@ -145,6 +157,39 @@ def _remove_stale_temps(run_dir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _remove_checkpoint(path: Path) -> None:
+    """Hide a checkpoint folder (an atomic rename), then delete it: a crash in between leaves a
+    hidden ``.tmp-*`` folder that the next save removes, never a half-deleted ``step_*``."""
+    hidden = path.with_name(f".tmp-{path.name}-removed-{os.getpid()}")
+    try:
+        os.replace(path, hidden)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(hidden, ignore_errors=True)
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+def _space_note(run_dir: Path, err: OSError, needed: int) -> str:
+    """For a full disk: how much room there is and how much was needed; for a size limit: which."""
+    if err.errno == errno.EFBIG:
+        return (f" (a file-size limit: the process's `ulimit -f` or the file system's largest file; "
+                f"the checkpoint's files total {_bytes(needed)})")
+    if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return ""
+    try:
+        free = shutil.disk_usage(run_dir).free
+    except OSError:
+        return ""
+    return f" ({_bytes(free)} free on that file system; the checkpoint needs {_bytes(needed)})"
+
+
 def save_checkpoint(run_dir: str | os.PathLike, step: int, *,
                     models: Mapping[str, nn.Module | Mapping[str, torch.Tensor]],
                     optimizers: Mapping[str, Any] | None = None,
@@ -163,10 +208,11 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, *,
         extra: more state for ``state.pt``: numbers, strings, lists, dicts, tensors only.
         keep_last: afterwards delete all but the ``keep_last`` newest checkpoints in ``run_dir``.
     Raises:
-        CheckpointError: an ``OSError`` while writing (the message says which); the temporary
-            folder is removed and earlier checkpoints are left as they were.
+        CheckpointError: an ``OSError`` while writing (disk full, size limit, permissions; the
+            message says which, and for a full disk how much space is free); the temporary folder
+            is removed and earlier checkpoints are left as they were.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save as safetensors_bytes
 
     run_dir = Path(run_dir)
     name = checkpoint_name(step)
@@ -180,18 +226,27 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, *,
         "rng": capture_rng(),
         "extra": dict(extra or {}),
     }
+    blobs: dict[str, bytes] = {}
     try:
+        # Serialise, then write plain bytes: safetensors and torch.save report a full disk as
+        # their own errors ("I/O error", "unexpected pos"), a plain write as the OSError it is.
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        blobs[STATE] = buffer.getvalue()
+        del buffer
+        blobs[WEIGHTS] = safetensors_bytes(_flat_weights(models),
+                                           metadata={"format": _FORMAT, "step": str(step)})
         run_dir.mkdir(parents=True, exist_ok=True)
         _remove_stale_temps(run_dir)
         tmp.mkdir()
-        save_file(_flat_weights(models), str(tmp / WEIGHTS), metadata={"format": _FORMAT, "step": str(step)})
-        torch.save(state, tmp / STATE)
+        for fname in (WEIGHTS, STATE):
+            _write_durably(tmp / fname, blobs[fname])
+        # The manifest, written last, marks the checkpoint complete; its digests are of the files
+        # as they are on disk.
         manifest = {"format": _FORMAT, "step": int(step),
                     "files": {f: {"sha256": _sha256(tmp / f), "bytes": (tmp / f).stat().st_size}
                               for f in (WEIGHTS, STATE)}}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        for f in (WEIGHTS, STATE, MANIFEST):
-            _fsync_file(tmp / f)
+        _write_durably(tmp / MANIFEST, json.dumps(manifest, indent=1).encode())
         _fsync_dir(tmp)
         if final.exists():  # the same step saved again (e.g. after a resume): swap it out
             old = run_dir / f".tmp-{name}-old-{os.getpid()}"
@@ -203,7 +258,9 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, *,
         _fsync_dir(run_dir)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise CheckpointError(f"could not write checkpoint {final}: {err}. Earlier checkpoints in "
+        needed = sum(len(data) for data in blobs.values())
+        raise CheckpointError(f"could not write checkpoint {final}: {err}"
+                              f"{_space_note(run_dir, err, needed)}. Earlier checkpoints in "
                               f"{run_dir} are unchanged.") from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -217,7 +274,7 @@ def _prune(run_dir: Path, keep_last: int) -> None:
     if keep_last < 1:
         raise ValueError(f"keep_last must be >= 1, got {keep_last}")
     for old in list_checkpoints(run_dir)[:-keep_last]:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_checkpoint(old)
 
 
 # ---------------------------------------------------------------------- loading

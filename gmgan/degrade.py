@@ -37,7 +37,8 @@ IMAGENET_LIKE: dict[str, float | int] = {"downscale": 2.0, "jpeg_quality": 50}
 PathLike = str | os.PathLike
 
 
-def degrade(img: np.ndarray, *, downscale: float = 2.0, jpeg_quality: int | None = 50) -> np.ndarray:
+def degrade(img: np.ndarray, *, downscale: float = 2.0,
+            jpeg_quality: int | None = 50) -> np.ndarray:
     """A low-quality copy of an 8-bit image: shrink by ``downscale``, then a JPEG round trip.
 
     Args:
@@ -91,15 +92,16 @@ def set_sources(sources: Sequence[PathLike]) -> list[tuple[Path, str]]:
     from gmgan.imageio import IMAGE_EXTENSIONS, list_images
 
     if isinstance(sources, (str, os.PathLike)) or not sources:
-        raise ValueError(f"make_set: sources must be a non-empty list of set names, folders or files, "
-                         f"got {sources!r}")
+        raise ValueError(f"make_set: sources must be a non-empty list of set names, folders or "
+                         f"files, got {sources!r}")
     out: list[tuple[Path, str]] = []
     seen: dict[str, Path] = {}
     for source in sources:
         path = Path(os.fspath(source)).expanduser()
         if path.is_file():
             if path.suffix.lower() not in IMAGE_EXTENSIONS:
-                raise ValueError(f"make_set: {path} is not an image file ({', '.join(IMAGE_EXTENSIONS)})")
+                raise ValueError(f"make_set: {path} is not an image file "
+                                 f"({', '.join(IMAGE_EXTENSIONS)})")
             files, label, root = [path], path.parent.name, path.parent
         else:
             root = Path(dataset_dir(source))
@@ -108,7 +110,8 @@ def set_sources(sources: Sequence[PathLike]) -> list[tuple[Path, str]]:
         for f in files:
             stem = "_".join([label, *f.relative_to(root).with_suffix("").parts])
             if stem in seen:
-                raise ValueError(f"make_set: {f} and {seen[stem]} would both be written as {stem}.png")
+                raise ValueError(f"make_set: {f} and {seen[stem]} would both be written as "
+                                 f"{stem}.png")
             seen[stem] = f
             out.append((f, stem))
     return out
@@ -147,7 +150,8 @@ def make_set(sources: Sequence[PathLike], *, name: str, downscale: float = 1.0,
     from gmgan.imageio import read_image, write_image
 
     if not isinstance(name, str) or re.fullmatch(r"[\w.+-]+", name) is None:
-        raise ValueError(f"make_set: name must be a folder name (letters, digits, _ . + -), got {name!r}")
+        raise ValueError(f"make_set: name must be a folder name (letters, digits, _ . + -), "
+                         f"got {name!r}")
     downscale, jpeg_quality = _check_params(downscale, jpeg_quality)
     files = set_sources(sources)
     fingerprint = [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f, _ in files]
@@ -156,7 +160,8 @@ def make_set(sources: Sequence[PathLike], *, name: str, downscale: float = 1.0,
         # One folder per (sources, parameters); its last part is ``name``, which is what the trainer
         # shows (run folders are named after the training set's folder).
         what = "\n".join([*(str(f.resolve()) for f, _ in files), f"{downscale:g} {jpeg_quality}"])
-        dst = derived_dir("prepared") / f"{name}-{hashlib.sha1(what.encode()).hexdigest()[:8]}" / name
+        digest = hashlib.sha1(what.encode()).hexdigest()[:8]
+        dst = derived_dir("prepared") / f"{name}-{digest}" / name
     dst = Path(dst)
     record = {"format": _FORMAT, "step": "make_set", "params": params, "source": name,
               "sources": fingerprint}
@@ -192,7 +197,8 @@ def _check_params(downscale: float, jpeg_quality: int | None) -> tuple[float, in
     except (TypeError, ValueError):
         raise ValueError(f"degrade: downscale must be a number >= 1, got {downscale!r}") from None
     if not np.isfinite(factor) or factor < 1.0:
-        raise ValueError(f"degrade: downscale must be a number >= 1 (1: keep the size), got {downscale!r}")
+        raise ValueError(f"degrade: downscale must be a number >= 1 (1: keep the size), "
+                         f"got {downscale!r}")
     if jpeg_quality is not None:
         if (isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, (int, np.integer))
                 or not 1 <= jpeg_quality <= 100):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["BICUBIC", "METRICS", "PAPER_TABLE1", "EvalResult", "evaluate"]
+__all__ = ["BICUBIC", "METRICS", "PAPER_TABLE1", "PAPER_TABLE2", "EvalResult", "evaluate"]
 
 BICUBIC = "Bicubic"
 
@@ -41,6 +41,18 @@ PAPER_TABLE1: dict[str, dict[str, tuple[float, float, float]]] = {
         "EnhanceNet-E": ((6.05, 0.8889, 31.74), (5.25, 0.7774, 28.42), (5.49, 0.7324, 27.50)),
         "EnhanceNet-PAT": ((2.93, 0.8103, 28.56), (3.02, 0.6782, 25.77), (2.91, 0.6267, 24.93)),
         "SRGAN": ((3.35, 0.8356, 32.05), (2.88, 0.6958, 28.49), (2.35, 0.6426, 27.58)),
+        "GMGAN": ((3.25, 0.8447, 30.02), (2.77, 0.7055, 26.37), (2.29, 0.6592, 25.46)),
+    }.items()
+}
+
+#: Table 2 of Zhu et al. (2020), the ablation of the quality loss l_Q, x4:
+#: {variant: {set: (PI, SSIM, PSNR dB)}} (see PAPER.md). "GMGAN w/o l_Q" is trained with
+#: l_MSE + l_P + l_GA only; its SRGAN and GMGAN rows repeat Table 1.
+PAPER_TABLE2: dict[str, dict[str, tuple[float, float, float]]] = {
+    method: dict(zip(("Set5", "Set14", "BSD100"), cells))
+    for method, cells in {
+        "SRGAN": ((3.35, 0.8356, 32.05), (2.88, 0.6958, 28.49), (2.35, 0.6426, 27.58)),
+        "GMGAN w/o l_Q": ((3.30, 0.8491, 31.41), (2.87, 0.7113, 26.40), (2.31, 0.6651, 25.51)),
         "GMGAN": ((3.25, 0.8447, 30.02), (2.77, 0.7055, 26.37), (2.29, 0.6592, 25.46)),
     }.items()
 }

@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import io
 import json
 import os
 import re
 import sys
+import types
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +55,8 @@ from gmgan.presets import TrainConfig, apply_overrides, get_preset
 
 __all__ = [
     "CPU_SECONDS_PER_UPDATE",
+    "GPU_SECONDS_PER_UPDATE",
+    "NOTEBOOK_SCALE",
     "VARIANTS",
     "RunInfo",
     "config_hash",
@@ -63,8 +67,10 @@ __all__ = [
     "load_run",
     "load_run_generator",
     "perceptual_weights_available",
+    "run_name",
     "teaching_config",
     "teaching_run",
+    "torch_threads",
 ]
 
 #: The model variants of the experiments: name -> (TrainConfig overrides, parent variant whose final
@@ -86,15 +92,28 @@ _GAN_ONLY = frozenset({"gan_iters", "gan_lr", "gan_lr_halve_every", "gan_betas",
                        "alpha", "beta", "gamma", "delta", "lam", "perceptual_layer", "perceptual_weights",
                        "d_num_feat", "d_norm"})
 
-#: Wall-clock seconds per generator update of the ``teach`` preset on 2 shared CPU cores (the
-#: machine the notebooks were executed on; load average about 12), measured with the trainer
-#: (progress bar and TensorBoard off, validation included in the average). Estimates for other
+#: CPU seconds per generator update of the ``teach`` preset, training on one thread (see
+#: :func:`ensure_run`), measured with the trainer on the 2-core machine the notebooks were made on:
+#: 1000 phase-1 updates took 200 s and 300 phase-2 updates 201 s of CPU time, validation included
+#: (about 30 s of it in each). On a busy machine the wall-clock time is longer. Estimates for other
 #: configurations scale these by the ratio of their FLOPs (:func:`estimate_seconds`).
-CPU_SECONDS_PER_UPDATE: dict[str, float] = {"pretrain": 0.10, "gan": 0.30}
+CPU_SECONDS_PER_UPDATE: dict[str, float] = {"pretrain": 0.17, "gan": 0.57}
 
-#: Seconds per update of the ``paper`` preset on one GPU, by the trainer in fp32 eager mode
-#: (batch 16, 128 px patches, RRDB-23). None until measured; see notebook 06 for how it was found.
-GPU_SECONDS_PER_UPDATE: dict[str, float | None] = {"pretrain": None, "gan": None}
+#: Seconds per update of the ``paper`` preset on one NVIDIA H200 (141 GB), by the trainer in its
+#: default fp32 eager mode, median over steps 16-60 (phase 1) and 11-40 (phase 2) of short runs
+#: with validation and checkpoints off and a random VGG19 (the same cost as ImageNet weights).
+#: bf16 autocast with channels-last gave 0.0995 s and 0.156 s.
+GPU_SECONDS_PER_UPDATE: dict[str, float | None] = {"pretrain": 0.113, "gan": 0.154}
+
+#: The notebooks' training scale: fields of each preset that notebooks 06-09 change, so that every
+#: notebook stays within a few minutes on 2 CPU cores at ``teach``. Applied by
+#: :func:`teaching_run` (before its own ``overrides``), so all notebooks share the same models.
+#: ``teach`` here: 750 phase-1 updates (the preset's 1000 cost another 45 s) and 100 phase-2
+#: updates (the preset has 300: 2.5 CPU minutes more per GAN model), validation every 150 updates.
+NOTEBOOK_SCALE: dict[str, dict[str, Any]] = {
+    "teach": {"pretrain_iters": 750, "gan_iters": 100, "val_every": 150},
+    "paper": {},
+}
 
 _RUN_FILE = "run.json"
 
@@ -184,12 +203,24 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) -> str
 # ---------------------------------------------------------------------------------------------
 
 def _phase_flops(cfg: TrainConfig, phase: str) -> float:
+    """:func:`_count_flops` of the fields that matter (cached: counting takes a few seconds)."""
+    fields = ("num_feat", "num_block", "num_grow", "scale", "batch_size", "patch_size", "d_num_feat",
+              "d_norm", "n_critic", "perceptual_layer")
+    uses_vgg = cfg.beta > 0 and cfg.perceptual_weights.lower() not in ("none", "off", "false")
+    return _count_flops(tuple(getattr(cfg, f) for f in fields), phase, uses_vgg)
+
+
+@functools.lru_cache(maxsize=32)
+def _count_flops(values: tuple, phase: str, uses_vgg: bool) -> float:
     """Forward FLOPs of one update's networks (counted on the meta device, no memory used), weighted
     roughly by how often each runs per update: backward about twice a forward."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from gmgan.nets import Discriminator, RRDBNet
 
+    cfg = types.SimpleNamespace(**dict(zip(
+        ("num_feat", "num_block", "num_grow", "scale", "batch_size", "patch_size", "d_num_feat",
+         "d_norm", "n_critic", "perceptual_layer"), values)))
     lr_side = cfg.patch_size // cfg.scale
     with torch.device("meta"):
         g = RRDBNet(3, 3, num_feat=cfg.num_feat, num_block=cfg.num_block, num_grow=cfg.num_grow,
@@ -206,7 +237,7 @@ def _phase_flops(cfg: TrainConfig, phase: str) -> float:
             d(y)
         d_fwd = counter.get_total_flops()
     vgg_fwd = 0.0
-    if cfg.beta > 0 and cfg.perceptual_weights.lower() not in ("none", "off", "false"):
+    if uses_vgg:
         from gmgan.losses import VGG19_LAYERS, _vgg19_features_meta
 
         features = _vgg19_features_meta()[: VGG19_LAYERS[cfg.perceptual_layer] + 1]
@@ -424,6 +455,9 @@ def _quiet_trainer(random_vgg: bool) -> Iterator[None]:
     with warnings.catch_warnings():
         if random_vgg:
             warnings.filterwarnings("ignore", message=r"PerceptualLoss\(weights=None\)")
+        # Validation turns the grey Set14 image into a tensor through a read-only numpy view
+        # (gmgan.imageio.image_to_tensor); torch warns although the tensor is only read.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         try:
             with contextlib.redirect_stderr(buffer):
                 yield
@@ -435,8 +469,9 @@ def _quiet_trainer(random_vgg: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(threads)`` (None: unchanged), then restore."""
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Context manager: run the block with ``torch.set_num_threads(threads)`` (None: unchanged),
+    then restore the previous number of threads."""
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -529,7 +564,7 @@ def ensure_run(name: str, cfg: TrainConfig, *, preset: str = "", parent: str | N
                                       progress=False, tensorboard=False)
         random_vgg = "gan" in cfg.phases() and cfg.perceptual_weights.lower() == "random"
         torch.manual_seed(cfg.seed)  # the trainer re-seeds its phases; this covers a random VGG19
-        with _quiet_trainer(random_vgg), _torch_threads(threads):
+        with _quiet_trainer(random_vgg), torch_threads(threads):
             result = train(run_cfg)
         if result.interrupted:
             raise KeyboardInterrupt(f"training of {label} was interrupted; run the cell again to resume it")
@@ -552,16 +587,27 @@ def _slug(text: str) -> str:
     return re.sub(r"[^\w.+-]+", "_", Path(text).name or text).strip("_") or "set"
 
 
+def run_name(variant: str, *, preset: str = "teach", train_set: str | None = None) -> str:
+    """The cache folder name of a variant: the variant itself, or ``<variant>-<set>`` when
+    ``train_set`` is given and is not the preset's own (e.g. ``gmgan-BSDS200``)."""
+    if train_set is None or train_set == get_preset(preset).train_set:
+        return variant
+    return f"{variant}-{_slug(train_set)}"
+
+
 def teaching_config(variant: str = "gmgan", *, preset: str = "teach", train_set: str | None = None,
-                    pretrained_g: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
-    """The :class:`TrainConfig` of a variant: ``get_preset(preset)`` with the variant's fields,
-    ``train_set`` if given, ``perceptual_weights`` by :func:`default_perceptual_weights` (unless
-    overridden), then ``overrides``. Phase-2 variants need ``pretrained_g`` (the parent's generator;
+                    pretrained_g: str | os.PathLike | None = None, notebook_scale: bool = True,
+                    **overrides: Any) -> TrainConfig:
+    """The :class:`TrainConfig` of a variant: ``get_preset(preset)``, then (``notebook_scale``)
+    :data:`NOTEBOOK_SCALE`'s fields for the preset, ``perceptual_weights`` by
+    :func:`default_perceptual_weights`, the variant's fields, ``train_set`` if given, and last
+    ``overrides``. Phase-2 variants need ``pretrained_g`` (the parent's generator;
     :func:`teaching_run` fills it in)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known variants: {', '.join(VARIANTS)}")
     fields, _, _ = VARIANTS[variant]
-    values: dict[str, Any] = {"perceptual_weights": default_perceptual_weights(), **fields}
+    values: dict[str, Any] = dict(NOTEBOOK_SCALE.get(preset, {})) if notebook_scale else {}
+    values.update({"perceptual_weights": default_perceptual_weights(), **fields})
     if train_set is not None:
         values["train_set"] = train_set
     if pretrained_g is not None:
@@ -571,7 +617,8 @@ def teaching_config(variant: str = "gmgan", *, preset: str = "teach", train_set:
 
 
 def teaching_run(variant: str = "gmgan", *, preset: str = "teach", train_set: str | None = None,
-                 verbose: bool = True, threads: int | None = 1, **overrides: Any) -> RunInfo:
+                 notebook_scale: bool = True, verbose: bool = True, threads: int | None = 1,
+                 **overrides: Any) -> RunInfo:
     """One of the experiments' models (:data:`VARIANTS`), from the cache or trained now.
 
     ``"gmgan"`` and ``"gmgan-no-lq"`` first get their parent ``"psnr"`` run (same preset,
@@ -582,7 +629,8 @@ def teaching_run(variant: str = "gmgan", *, preset: str = "teach", train_set: st
         variant: ``"psnr"``, ``"gmgan"`` or ``"gmgan-no-lq"``.
         preset: ``"teach"`` (minutes on a CPU) or ``"paper"`` (the paper's scale, a GPU).
         train_set: a registry name or a folder of HR images (default: the preset's); the run's
-            folder is then ``<variant>-<set>`` (e.g. ``gmgan-BSDS200``).
+            folder is then :func:`run_name`'s ``<variant>-<set>`` (e.g. ``gmgan-BSDS200``).
+        notebook_scale: apply :data:`NOTEBOOK_SCALE` (the notebooks' iteration counts) first.
         verbose: print whether the model came from the cache or is being trained.
         threads: CPU threads while training (see :func:`ensure_run`).
         overrides: :class:`TrainConfig` fields, e.g. ``pretrain_iters=500``.
@@ -593,15 +641,15 @@ def teaching_run(variant: str = "gmgan", *, preset: str = "teach", train_set: st
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known variants: {', '.join(VARIANTS)}")
     _, parent_variant, _ = VARIANTS[variant]
-    suffix = "" if train_set is None else f"-{_slug(train_set)}"
     parent = None
     pretrained = overrides.pop("pretrained_g", None)
     if parent_variant is not None and pretrained is None:
-        parent = teaching_run(parent_variant, preset=preset, train_set=train_set, verbose=verbose,
-                              threads=threads, **overrides)
+        parent = teaching_run(parent_variant, preset=preset, train_set=train_set,
+                              notebook_scale=notebook_scale, verbose=verbose, threads=threads, **overrides)
         pretrained = parent.generator_path(ema=True)
-    cfg = teaching_config(variant, preset=preset, train_set=train_set, pretrained_g=pretrained, **overrides)
-    run = ensure_run(variant + suffix, cfg, preset=preset,
+    cfg = teaching_config(variant, preset=preset, train_set=train_set, pretrained_g=pretrained,
+                          notebook_scale=notebook_scale, **overrides)
+    run = ensure_run(run_name(variant, preset=preset, train_set=train_set), cfg, preset=preset,
                      parent=None if parent is None else parent.run_dir.name, verbose=verbose,
                      threads=threads)
     if parent is not None:

@@ -120,7 +120,7 @@ class TrainConfig:
     ckpt_every: int = _f(5_000, "checkpoint every N updates (0: only at the end of a phase)")
     keep_last: int = _f(3, "checkpoints kept per phase (the newest N)")
     max_bad_steps: int = _f(10, "stop after N consecutive steps with a non-finite loss or gradient")
-    on_save_error: str = _f("stop", "when a checkpoint cannot be written: stop, or continue without it")
+    on_save_error: str = _f("stop", "when a checkpoint or a log line cannot be written (disk full): stop with the error, or warn and continue without it")
     progress: bool = _f(True, "show a tqdm progress bar")
     tensorboard: bool = _f(True, "write TensorBoard scalars and images to <out_dir>/<phase>/tb")
 

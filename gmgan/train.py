@@ -43,16 +43,18 @@ from gmgan.losses import GMGANLoss, PerceptualLoss, mse_loss
 from gmgan.nets import Discriminator, RRDBNet, load_generator
 from gmgan.presets import TrainConfig, apply_overrides
 from gmgan.train_utils import (
+    BatchTooLarge,
     Env,
     GracefulStop,
     PhaseRun,
     TrainingDiverged,
     bicubic_scores,
     frozen,
+    run_phase,
     setup,
 )
 
-__all__ = ["TrainResult", "TrainingDiverged", "gan", "pretrain", "train"]
+__all__ = ["BatchTooLarge", "TrainResult", "TrainingDiverged", "gan", "pretrain", "train"]
 
 
 @dataclass
@@ -101,15 +103,21 @@ def build_generator(cfg: TrainConfig) -> RRDBNet:
                    scale=cfg.scale)
 
 
-def initial_generator(cfg: TrainConfig, env: Env) -> RRDBNet:
-    """Phase 2 starts from the phase-1 generator: ``cfg.pretrained_g``, else this run's
-    ``pretrain/G_ema.safetensors`` (or ``G.safetensors`` without EMA)."""
+def pretrained_path(cfg: TrainConfig, env: Env) -> Path:
+    """The phase-1 generator that phase 2 starts from: ``cfg.pretrained_g``, else this run's
+    ``pretrain/G_ema.safetensors`` (or ``G.safetensors`` without EMA); the file may not exist."""
     if cfg.pretrained_g:
-        path = Path(cfg.pretrained_g).expanduser()
-    else:
+        return Path(cfg.pretrained_g).expanduser()
+    folder = env.phase_dir("pretrain")
+    return next((p for p in (folder / "G_ema.safetensors", folder / "G.safetensors") if p.is_file()),
+                folder / "G_ema.safetensors")
+
+
+def initial_generator(cfg: TrainConfig, env: Env) -> RRDBNet:
+    """Phase 2 starts from the phase-1 generator (:func:`pretrained_path`)."""
+    path = pretrained_path(cfg, env)
+    if not cfg.pretrained_g:
         folder = env.phase_dir("pretrain")
-        path = next((p for p in (folder / "G_ema.safetensors", folder / "G.safetensors") if p.is_file()),
-                    folder / "G_ema.safetensors")
         if not path.is_file():
             raise FileNotFoundError(
                 f"phase 'gan' starts from the phase-1 generator, but {folder} has no G_ema.safetensors "
@@ -243,6 +251,8 @@ def train(cfg: TrainConfig, **overrides: Any) -> TrainResult:
 
     Raises:
         TrainingDiverged: ``cfg.max_bad_steps`` consecutive non-finite losses or gradients.
+        BatchTooLarge: the batch does not fit in the device's memory; the message gives the
+            device's memory and the largest halved batch whose probe step fits.
         FileExistsError: the run folder holds checkpoints and ``cfg.resume`` is false.
         CheckpointError: a checkpoint could not be written and ``on_save_error="stop"``.
     """
@@ -254,7 +264,11 @@ def train(cfg: TrainConfig, **overrides: Any) -> TrainResult:
         env.barrier()
         if env.is_main:
             env.run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.to_yaml(env.run_dir / "config.yaml")
+            try:
+                cfg.to_yaml(env.run_dir / "config.yaml")
+            except OSError as err:  # a write error does not name its file by itself
+                raise OSError(err.errno, f"could not write {env.run_dir / 'config.yaml'}: "
+                                         f"{err.strerror or err}") from err
             print(f"training {', '.join(cfg.phases())} in {env.run_dir} on {env.device}"
                   + (f" x {env.world_size} processes" if env.distributed else ""),
                   file=sys.stderr, flush=True)
@@ -270,7 +284,10 @@ def train(cfg: TrainConfig, **overrides: Any) -> TrainResult:
             phases["gan"] = functools.partial(gan, perceptual=perceptual_network(cfg))
         with GracefulStop() as stop:
             for phase in cfg.phases():
-                out = phases[phase](cfg, env, stop)
+                # The probe steps of a batch that does not fit start phase 2 from the same weights.
+                probe = {"pretrained_g": str(pretrained_path(cfg, env))} if phase == "gan" else {}
+                out = run_phase(phase, functools.partial(phases[phase], stop=stop), cfg, env,
+                                probe_overrides=probe)
                 result.history += out["history"]
                 result.validation += out["validation"]
                 result.seconds[phase] = out["seconds"]

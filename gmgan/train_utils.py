@@ -2,8 +2,10 @@
 
 Here: device and ``torch.distributed`` set-up (:func:`setup`), a step-indexed data order that
 survives a resume (:class:`StepSampler`), the generator's moving average (:class:`EMA`), mixed
-precision, the non-finite-loss guard, logging (JSON lines, TensorBoard, tqdm), validation on the
-benchmark sets, Ctrl-C handling, and :class:`PhaseRun`, which ties them together for one phase:
+precision, the non-finite-loss guard, the out-of-memory guard of the first steps
+(:func:`run_phase`: a batch that does not fit is named, with one that does), logging (JSON lines,
+TensorBoard, tqdm), validation on the benchmark sets, Ctrl-C handling, and :class:`PhaseRun`,
+which ties them together for one phase:
 ``for step, lr, hr in run.batches(): ...; run.update("G", loss); run.finish_step(step, terms)``.
 
 Reproducibility: everything random in step ``s`` is a pure function of ``(seed, phase, s)``. The
@@ -17,15 +19,19 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import gc
 import json
 import math
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,12 +52,14 @@ from gmgan.checkpoint import (
 from gmgan.presets import TrainConfig
 
 __all__ = [
+    "BatchTooLarge",
     "EMA",
     "Env",
     "GracefulStop",
     "PhaseRun",
     "StepSampler",
     "TrainingDiverged",
+    "run_phase",
     "setup",
     "step_seed",
     "validate_model",
@@ -62,6 +70,16 @@ PHASE_INDEX = {"pretrain": 0, "gan": 1}
 
 class TrainingDiverged(RuntimeError):
     """Too many consecutive steps had a non-finite loss or gradient (``max_bad_steps``)."""
+
+
+class BatchTooLarge(RuntimeError):
+    """The configured batch does not fit in the device's memory (an out-of-memory error in the
+    first training steps). ``batch_size`` is the configured batch, ``fits`` the largest batch
+    (``batch_size / 2**k``) whose probe step succeeded, or None when not even 1 did."""
+
+    def __init__(self, message: str, *, batch_size: int, fits: int | None) -> None:
+        super().__init__(message)
+        self.batch_size, self.fits = batch_size, fits
 
 
 # ---------------------------------------------------------------------- device and processes
@@ -78,6 +96,7 @@ class Env:
     local_rank: int = 0
     owns_process_group: bool = False
     _benchmarks: dict[str, list] = field(default_factory=dict)
+    steps_done: int = 0  # training steps completed in this process (all phases, this call)
 
     @property
     def is_main(self) -> bool:
@@ -345,8 +364,11 @@ class RunLog:
     """``log.jsonl`` / ``val.jsonl`` in a phase folder, TensorBoard next to them, and the
     in-memory history. Only the main process writes; the others get ``enabled=False``."""
 
-    def __init__(self, phase_dir: Path, *, enabled: bool, tensorboard: bool, resume_step: int | None) -> None:
+    def __init__(self, phase_dir: Path, *, enabled: bool, tensorboard: bool, resume_step: int | None,
+                 on_error: str = "stop") -> None:
         self.enabled = enabled
+        self.on_error = on_error  # "stop" or "continue", as TrainConfig.on_save_error
+        self._write_failed = False
         self.history: list[dict[str, Any]] = []
         self.validation: list[dict[str, Any]] = []
         self.train_path, self.val_path = phase_dir / "log.jsonl", phase_dir / "val.jsonl"
@@ -383,8 +405,19 @@ class RunLog:
         return rows
 
     def _append(self, path: Path, row: dict[str, Any]) -> None:
-        with open(path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        """Append one JSON line. A write error (disk full) names the file; with
+        ``on_save_error="continue"`` it is a warning (once) and the row stays in memory only."""
+        try:
+            with open(path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as err:
+            message = f"could not write the training log {path}: {err.strerror or err}"
+            if self.on_error != "continue":
+                raise OSError(err.errno, message) from err
+            if not self._write_failed:
+                warnings.warn(f"{message}. Training continues; the log rows are kept in memory "
+                              f"only (on_save_error='continue').", RuntimeWarning, stacklevel=3)
+            self._write_failed = True
 
     def train_row(self, row: dict[str, Any]) -> None:
         if not self.enabled:
@@ -538,6 +571,90 @@ def _preview(model: nn.Module, image, device: torch.device, scale: int, size: in
     return make_grid(torch.cat([up, sr_t, hr_t]), nrow=3, padding=2)
 
 
+# ---------------------------------------------------------------------- a batch that does not fit
+
+#: An out-of-memory error before this many steps of a phase have completed (in this call) means the
+#: batch does not fit; later ones (fragmentation, validation) are raised as they are.
+FIT_STEPS = 3
+
+
+def _release_memory(device: torch.device) -> None:
+    """Free what a failed step left behind (its tensors die with the traceback: collect them)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _memory_text(device: torch.device) -> str:
+    if device.type != "cuda":
+        return str(device)
+    free, total = torch.cuda.mem_get_info(device)
+    return (f"{device} ({torch.cuda.get_device_name(device)}: {total / 2**30:.1f} GiB, "
+            f"{free / 2**30:.1f} GiB free now)")
+
+
+def _probe_fits(run: Callable[[TrainConfig, Env], Any], cfg: TrainConfig, env: Env, batch: int,
+                overrides: Mapping[str, Any]) -> bool:
+    """Run one step of the phase with ``batch`` samples in a throw-away folder; False on OOM."""
+    folder = Path(tempfile.mkdtemp(prefix=".fit-probe-", dir=env.run_dir))
+    probe = dataclasses.replace(cfg, batch_size=batch, out_dir=str(folder), resume=False,
+                                pretrain_iters=1, gan_iters=1, ckpt_every=0, val_every=0,
+                                val_sets=(), tensorboard=False, progress=False, **overrides)
+    probe_env = dataclasses.replace(env, cfg=probe, run_dir=folder, _benchmarks={})
+    fits = True
+    try:
+        run(probe, probe_env)
+    except torch.cuda.OutOfMemoryError:
+        fits = False
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    _release_memory(env.device)
+    return fits
+
+
+def run_phase(phase: str, run: Callable[[TrainConfig, Env], dict[str, Any]], cfg: TrainConfig,
+              env: Env, *, probe_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``run(cfg, env)`` (one phase of :mod:`gmgan.train`), with a clear error for a batch that
+    does not fit in memory.
+
+    An out-of-memory error (``torch.cuda.OutOfMemoryError``) before :data:`FIT_STEPS` steps of the
+    phase have completed stops the phase; the batch is then halved, and one probe step of the
+    phase (in a temporary folder, removed afterwards) tried at a time, until one fits.
+    ``probe_overrides`` are config fields for the probe runs (e.g. the phase-1 weights the
+    ``gan`` phase starts from). In a ``torchrun`` job the error is raised as it is.
+
+    Raises:
+        BatchTooLarge: naming the batch, the device and its memory, and the batch that fits.
+    """
+    before = env.steps_done
+    try:
+        return run(cfg, env)
+    except torch.cuda.OutOfMemoryError:
+        if env.distributed or env.steps_done - before >= FIT_STEPS:
+            raise
+    # Outside the except block the failed step's traceback, and with it its tensors, are gone.
+    _release_memory(env.device)
+    tried: list[int] = []
+    fits = None
+    batch = cfg.batch_size // 2
+    while batch >= 1 and fits is None:
+        tried.append(batch)
+        if _probe_fits(run, cfg, env, batch, probe_overrides or {}):
+            fits = batch
+        batch //= 2
+    where = (f"batch_size={cfg.batch_size} does not fit in the memory of {_memory_text(env.device)} "
+             f"in phase '{phase}' (num_feat={cfg.num_feat}, num_block={cfg.num_block}, "
+             f"patch_size={cfg.patch_size}, amp={cfg.amp}): out of memory in its first steps")
+    probes = f"one probe step each with {', '.join(map(str, tried))}" if tried else "no smaller batch"
+    if fits is not None:
+        advice = (f". A batch of {fits} fits ({probes}): run again with --batch-size {fits} "
+                  f"(batch_size={fits}), or keep the batch and lower patch_size or use amp=bf16.")
+    else:
+        advice = (f"; even a batch of 1 does not fit ({probes}): lower patch_size, num_feat or "
+                  f"num_block, use amp=bf16, or a device with more memory.")
+    raise BatchTooLarge(where + advice, batch_size=cfg.batch_size, fits=fits)
+
+
 # ---------------------------------------------------------------------- one phase
 
 class PhaseRun:
@@ -585,7 +702,8 @@ class PhaseRun:
         if resume_from is not None:
             self._load(resume_from)
         self.log = RunLog(self.dir, enabled=env.is_main, tensorboard=cfg.tensorboard,
-                          resume_step=self.start if resume_from is not None else None)
+                          resume_step=self.start if resume_from is not None else None,
+                          on_error=cfg.on_save_error)
         self.nets = {k: self._wrap(k, m) for k, m in self.raw.items()}
         self.dataset_factory = dataset_factory
         self._bar = None
@@ -609,13 +727,33 @@ class PhaseRun:
             return None
         return latest_checkpoint(self.ckpt_dir)
 
+    def _check_networks(self, path: Path, ckpt: Mapping[str, Any]) -> None:
+        """Refuse a checkpoint whose networks differ from this run's, naming the fields."""
+        saved = ckpt["extra"].get("config") or {}
+        fields = ("scale", "num_feat", "num_block", "num_grow") + (
+            ("d_num_feat", "d_norm", "patch_size") if "D" in self.raw else ())
+        diff = [f"{k}={saved[k]!r} (this run: {getattr(self.cfg, k)!r})" for k in fields
+                if k in saved and saved[k] != getattr(self.cfg, k)]
+        missing = [name for name in self.raw if name not in ckpt["models"]]
+        if diff or missing:
+            what = ", ".join(diff) if diff else f"no weights for {', '.join(missing)}"
+            raise CheckpointError(f"{path} does not match this run's networks: it was written with "
+                                  f"{what}. Resume with the checkpoint's values, or start a new run "
+                                  f"(another name / out_dir).")
+
     def _load(self, path: Path) -> None:
         ckpt = load_checkpoint(path, map_location=self.env.device)
         if ckpt["extra"].get("phase") != self.phase:
             raise CheckpointError(f"{path} is a checkpoint of phase {ckpt['extra'].get('phase')!r}, "
                                   f"not {self.phase!r}")
+        self._check_networks(path, ckpt)
         for name, module in self.raw.items():
-            module.load_state_dict(ckpt["models"][name])
+            try:
+                module.load_state_dict(ckpt["models"][name])
+            except RuntimeError as err:  # a mismatch the config fields above do not show
+                first = str(err).strip().splitlines()
+                raise CheckpointError(f"{path}: the {name} weights do not fit this run's network: "
+                                      f"{' '.join(first[:3])}") from err
         if self.ema is not None and "G_ema" in ckpt["models"]:
             self.ema.load_state_dict(ckpt["models"]["G_ema"])
         for name, opt in self.optimizers.items():
@@ -710,6 +848,7 @@ class PhaseRun:
         """Book-keeping after step ``step``: the non-finite guard, the learning-rate schedule,
         logging, periodic validation and checkpoints, and Ctrl-C."""
         cfg, env = self.cfg, self.env
+        env.steps_done += 1
         lrs = {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
         for sched in self.schedulers.values():
             with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()" after a skip
@@ -842,6 +981,17 @@ class PhaseRun:
                 "seconds": seconds, "interrupted": self.interrupted}
 
     def _write_weights(self) -> dict[str, Path]:
+        try:
+            return self._write_weight_files()
+        except Exception as err:  # noqa: BLE001 - safetensors reports a full disk as its own error
+            for leftover in self.dir.glob("*.safetensors.tmp"):
+                leftover.unlink(missing_ok=True)
+            last = latest_checkpoint(self.ckpt_dir)
+            raise CheckpointError(f"[{self.phase}] could not write the final weights in {self.dir}: "
+                                  f"{err}. The checkpoint {last} holds them: make room and run the "
+                                  f"same command with --resume to write them.") from err
+
+    def _write_weight_files(self) -> dict[str, Path]:
         from safetensors.torch import save_file
 
         from gmgan.nets import save_generator

@@ -47,7 +47,8 @@ def test_jpeg_matches_a_pillow_round_trip_and_is_deterministic(data_dir):
 
 def test_lower_quality_means_more_loss_and_visible_8x8_blocks(data_dir):
     hr = read_image(data_dir / "benchmark/Set14/HR/lenna.png")
-    scores = [psnr(degrade(hr, downscale=1, jpeg_quality=q), hr, crop_border=0) for q in (90, 50, 10)]
+    scores = [psnr(degrade(hr, downscale=1, jpeg_quality=q), hr, crop_border=0)
+              for q in (90, 50, 10)]
     assert scores[0] > scores[1] > scores[2]
     assert scores[0] > 35 and scores[2] < 32
     # JPEG codes 8x8 blocks independently: steps across block borders outgrow those inside blocks.
@@ -79,7 +80,8 @@ def test_bad_images_are_refused():
 def _folder(tmp_path, name, count, size=(40, 48)):
     rng = np.random.default_rng(count)
     for i in range(count):
-        write_image(tmp_path / name / f"im{i}.png", rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+        img = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        write_image(tmp_path / name / f"im{i}.png", img)
     return tmp_path / name
 
 

@@ -49,7 +49,7 @@ def test_batch_that_does_not_fit_is_named_with_one_that_does(tmp_path, samples_r
     assert code == 2 and "Traceback" not in err
     assert line.startswith("gmgan: error: batch_size=16 does not fit")
     assert "phase 'pretrain'" in line and "memory" in line
-    assert "a batch of 2 fits" in line and "--batch-size 2" in line
+    assert "A batch of 2 fits" in line and "--batch-size 2" in line
     assert seen == [16, 8, 4, 2]  # the failed step, then one probe step per halving
     assert list_checkpoints(run / "pretrain" / "checkpoints") == []
     assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "pretrain"]  # probes cleaned up
