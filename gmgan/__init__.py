@@ -26,8 +26,7 @@ _ATTRS = {
     "interpolate": "gmgan.infer",
 }
 _MODULES = {"metrics", "losses", "data", "nets", "resize", "color", "cache", "imageio", "presets",
-            "checkpoint", "train", "infer", "evaluate", "viz", "cli", "iqa_maps", "toy2d", "experiments",
-            "degrade"}
+            "checkpoint", "train", "infer", "evaluate", "viz", "cli", "iqa_maps", "toy2d"}
 
 __all__ = sorted(_ATTRS) + ["metrics", "losses", "data", "__version__"]
 

@@ -267,8 +267,10 @@ def train(cfg: TrainConfig, **overrides: Any) -> TrainResult:
             try:
                 cfg.to_yaml(env.run_dir / "config.yaml")
             except OSError as err:  # a write error does not name its file by itself
-                raise OSError(err.errno, f"could not write {env.run_dir / 'config.yaml'}: "
-                                         f"{err.strerror or err}") from err
+                path = env.run_dir / "config.yaml"
+                error = OSError(f"could not write {path}: {err.strerror or err}")
+                error.errno = err.errno
+                raise error from err
             print(f"training {', '.join(cfg.phases())} in {env.run_dir} on {env.device}"
                   + (f" x {env.world_size} processes" if env.distributed else ""),
                   file=sys.stderr, flush=True)

@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from gmgan.checkpoint import (
     CheckpointError,
+    checkpoint_name,
     latest_checkpoint,
     load_checkpoint,
     restore_rng,
@@ -52,8 +53,8 @@ from gmgan.checkpoint import (
 from gmgan.presets import TrainConfig
 
 __all__ = [
-    "BatchTooLarge",
     "EMA",
+    "BatchTooLarge",
     "Env",
     "GracefulStop",
     "PhaseRun",
@@ -413,7 +414,9 @@ class RunLog:
         except OSError as err:
             message = f"could not write the training log {path}: {err.strerror or err}"
             if self.on_error != "continue":
-                raise OSError(err.errno, message) from err
+                error = OSError(message)  # one argument: str() is the message, no "[Errno N]"
+                error.errno = err.errno
+                raise error from err
             if not self._write_failed:
                 warnings.warn(f"{message}. Training continues; the log rows are kept in memory "
                               f"only (on_save_error='continue').", RuntimeWarning, stacklevel=3)
@@ -983,13 +986,18 @@ class PhaseRun:
     def _write_weights(self) -> dict[str, Path]:
         try:
             return self._write_weight_files()
-        except Exception as err:  # noqa: BLE001 - safetensors reports a full disk as its own error
+        except Exception as err:  # safetensors reports a full disk as its own error
             for leftover in self.dir.glob("*.safetensors.tmp"):
                 leftover.unlink(missing_ok=True)
             last = latest_checkpoint(self.ckpt_dir)
+            if last is not None and last.name == checkpoint_name(self.total):
+                where = f"The checkpoint {last} holds them"
+            else:  # the final checkpoint failed as well (on_save_error="continue")
+                where = (f"The newest checkpoint is {last or 'none'}; the steps after it are "
+                         f"done again")
             raise CheckpointError(f"[{self.phase}] could not write the final weights in {self.dir}: "
-                                  f"{err}. The checkpoint {last} holds them: make room and run the "
-                                  f"same command with --resume to write them.") from err
+                                  f"{err}. {where}: make room and run the same command with "
+                                  f"--resume.") from err
 
     def _write_weight_files(self) -> dict[str, Path]:
         from safetensors.torch import save_file

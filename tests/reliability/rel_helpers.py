@@ -46,12 +46,9 @@ def child_env() -> dict[str, str]:
 
 def gmgan_process(args: list[str], log: Path) -> subprocess.Popen:
     """Start ``python -m gmgan ARGS`` with stdout and stderr going to the file ``log``."""
-    handle = open(log, "ab")
-    try:
+    with open(log, "ab") as handle:  # the child keeps its own descriptor
         return subprocess.Popen([sys.executable, "-m", "gmgan", *args], stdout=handle,
                                 stderr=subprocess.STDOUT, env=child_env())
-    finally:
-        handle.close()  # the child holds its own descriptor
 
 
 def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | None = None,

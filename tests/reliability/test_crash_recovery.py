@@ -26,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -155,8 +156,8 @@ def test_kill_9_anywhere_and_ctrl_c_then_resume(tmp_path, samples_ready):
         stale = set(_temps(ckpts))
         proc = start(attempt, resume=True)
         try:
-            name = wait_for(lambda: _write_started(ckpts, stale), 300, "a checkpoint write", proc,
-                            poll=0.0005)
+            name = wait_for(lambda stale=stale: _write_started(ckpts, stale), 300,
+                            "a checkpoint write", proc, poll=0.0005)
             proc.kill()
         finally:
             proc.kill()
@@ -225,8 +226,7 @@ def test_interrupted_pruning_leaves_no_half_deleted_checkpoint(tmp_path, monkeyp
     monkeypatch.setattr(shutil, "rmtree", real_rmtree)
     assert _all_checkpoints_sound(tmp_path) == [2, 3]
     save_checkpoint(tmp_path, 4, models={"G": model}, keep_last=2)  # cleans what was left
-    assert [p.name for p in tmp_path.iterdir()] == ["step_00000003", "step_00000004"] or \
-        sorted(p.name for p in tmp_path.iterdir()) == ["step_00000003", "step_00000004"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000003", "step_00000004"]
 
 
 # ---------------------------------------------------------------------- a full disk
@@ -335,25 +335,56 @@ def test_disk_full_on_save_error_stop(small_disk, monkeypatch, capsys, victim):
     assert not (run / "pretrain" / "G.safetensors").exists()
 
 
-def test_disk_full_on_save_error_continue(small_disk, monkeypatch):
-    """``on_save_error="continue"``: the checkpoints of steps 2 and 3 fail on the full disk
-    (a warning each), training goes on; once there is room again the next checkpoints and the
-    final weights are written."""
+@pytest.mark.parametrize("victim", ["checkpoint", "log"])
+def test_disk_full_on_save_error_continue(small_disk, monkeypatch, victim):
+    """``on_save_error="continue"``: the checkpoints written while the disk is full fail with a
+    warning each (and, when not even a log line fits, the log with one warning), training goes on;
+    once there is room again (before step 4) the next checkpoints and the final weights are
+    written."""
     run = small_disk.path / "run"
-    _at_step(monkeypatch, {2: lambda: small_disk.fill(free=32 << 10), 4: small_disk.make_room})
+    step, free = (2, 32 << 10) if victim == "checkpoint" else (1, 0)
+    _at_step(monkeypatch, {step: lambda: small_disk.fill(free=free), 4: small_disk.make_room})
     cfg = tiny_config(run, phase="pretrain", pretrain_iters=5, keep_last=5, on_save_error="continue")
-    with pytest.warns(RuntimeWarning, match="continues without this checkpoint") as caught:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         result = train(cfg)
     failed = [str(w.message) for w in caught if "continues without" in str(w.message)]
-    print(f"[{small_disk.kind}] " + " | ".join(failed))
-    assert len(failed) == 2
-    assert "step_00000002" in failed[0] and "step_00000003" in failed[1]
-    assert all(small_disk.error in m for m in failed)
-    assert [r["step"] for r in result.history] == [1, 2, 3, 4, 5]
+    logs = [str(w.message) for w in caught if "training log" in str(w.message)]
+    print(f"[{small_disk.kind}] " + " | ".join(logs + failed))
+    assert [m.split("checkpoints/")[1][:13] for m in failed] == \
+        [f"step_{s:08d}" for s in range(step, 4)]
+    assert all(small_disk.error in m for m in failed + logs)
+    assert [r["step"] for r in result.history] == [1, 2, 3, 4, 5]  # training went on
     ckpts = run / "pretrain" / "checkpoints"
-    assert _all_checkpoints_sound(ckpts) == [1, 4, 5]
+    assert _all_checkpoints_sound(ckpts) == list(range(1, step)) + [4, 5]
     assert _temps(ckpts) == []
     assert load_generator(result.weights["pretrain"]["G"]).num_feat == 8
+    if victim == "log":
+        assert len(logs) == 1 and "kept in memory" in logs[0]
+        assert _logged_steps(run) == [4, 5]  # the rows of the full disk exist in memory only
+
+
+def test_disk_full_to_the_end_then_resume(small_disk, monkeypatch):
+    """``on_save_error="continue"`` with a disk that stays full: the phase cannot write its final
+    weights, says so naming the folder and the newest checkpoint, and leaves no partial file;
+    after making room, ``resume`` redoes the steps after that checkpoint and writes them."""
+    run = small_disk.path / "run"
+    _at_step(monkeypatch, {3: lambda: small_disk.fill(free=32 << 10)})
+    cfg = tiny_config(run, phase="pretrain", pretrain_iters=4, keep_last=2, on_save_error="continue")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the two failed checkpoints
+        with pytest.raises(CheckpointError) as info:
+            train(cfg)
+    message = str(info.value)
+    print(f"[{small_disk.kind}] {message}")
+    assert f"could not write the final weights in {run / 'pretrain'}" in message
+    assert small_disk.error in message and "step_00000002" in message and "--resume" in message
+    assert not list((run / "pretrain").glob("*.safetensors*"))  # no partial weight file left
+    small_disk.make_room()
+    monkeypatch.undo()
+    result = train(tiny_config(run, phase="pretrain", pretrain_iters=4, keep_last=2, resume=True))
+    assert [r["step"] for r in result.history] == [1, 2, 3, 4]
+    assert load_generator(result.weights["pretrain"]["G_ema"]).num_block == 1
 
 
 # ---------------------------------------------------------------------- non-finite losses

@@ -77,8 +77,9 @@ def test_killed_download_resumes_and_verifies(tmp_path, url):
     part = dest.with_name("set.zip.part")
     digest = hashlib.sha256(PAYLOAD).hexdigest()
     child = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from gmgan.data.download import download; "
-         "download(sys.argv[1], sys.argv[2], sha256=sys.argv[3], progress=False)",
+        [sys.executable, "-c", ("import sys; from gmgan.data.download import download; "
+                                "download(sys.argv[1], sys.argv[2], sha256=sys.argv[3], "
+                                "progress=False)"),
          address, str(dest), digest], env=child_env())
     try:
         wait_for(lambda: part.is_file() and part.stat().st_size >= 256 << 10, 60,
