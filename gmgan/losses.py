@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gmgan.color import luminance
+
 __all__ = [
     "GMSD_C",
     "VGG19_LAYERS",
@@ -39,7 +41,9 @@ __all__ = [
     "QualityLoss",
     "critic_loss",
     "generator_loss",
+    "gms_map",
     "gmsd",
+    "gradient_magnitude",
     "gradient_penalty",
     "mse_loss",
 ]
@@ -173,6 +177,77 @@ def _gmsd_luminance(x: Tensor) -> Tensor:
     """(N, 3, H, W) RGB -> (N, H, W) Y = 0.299 R + 0.587 G + 0.114 B."""
     w = torch.tensor(_GMSD_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x * w).sum(dim=1)
+
+
+def _grey_planes(img: Tensor, channelwise: bool, name: str) -> Tensor:
+    """(N, C, H, W) -> (N, C', H, W) float32/64 planes: the luminance (C' = 1), the grey channel, or
+    every channel on its own (``channelwise``)."""
+    if not isinstance(img, Tensor) or img.dim() != 4 or not img.is_floating_point():
+        got = tuple(img.shape) if isinstance(img, Tensor) else type(img).__name__
+        raise ValueError(f"{name}: expected a float tensor (N, C, H, W) in [0, 1], got {got}")
+    if min(img.shape[-2:]) < 2:
+        raise ValueError(f"{name}: images must be at least 2x2 pixels, got {tuple(img.shape[-2:])}")
+    img = img if img.dtype == torch.float64 else img.float()
+    if channelwise or img.shape[1] == 1:
+        return img
+    if img.shape[1] != 3:
+        raise ValueError(f"{name}: expected 3 (RGB) or 1 (grey) channels, got {img.shape[1]}; "
+                         "use channelwise=True for other channel counts")
+    return luminance(img)  # 0.299 R + 0.587 G + 0.114 B, as GMSD
+
+
+def _raw_sq_magnitude(planes: Tensor) -> Tensor:
+    """(N, C, H, W) -> (N, C, ceil(H/2), ceil(W/2)): 144 m^2 (see _RAW_SCALE)."""
+    n, c, h, w = planes.shape
+    return _prewitt_sq(_sum_pool2(planes.reshape(n * c, h, w))).view(n, c, (h + 1) // 2, (w + 1) // 2)
+
+
+def gradient_magnitude(img: Tensor, *, channelwise: bool = False) -> Tensor:
+    """Prewitt gradient magnitude m of an image as GMSD sees it (Zhu et al. 2020, eq. 6).
+
+    Steps (Xue et al.'s ``GMSD.m``): luminance 0.299 R + 0.587 G + 0.114 B; 2x2 average and
+    downsampling by 2 (an odd last row/column averaged with zeros); Prewitt filters h_x (three rows
+    of [1, 0, -1], divided by 3) and h_y = h_x^T, zero padding; m = sqrt((I*h_x)^2 + (I*h_y)^2).
+
+    Args:
+        img: float tensor (N, 3, H, W) RGB or (N, 1, H, W) grey, values in [0, 1]. H, W >= 2.
+        channelwise: skip the luminance step and treat each channel as a grey image (as the
+            paper's l_Q does with R, G and B).
+
+    Returns:
+        float32 (float64 for float64 input) tensor (N, 1, ceil(H/2), ceil(W/2)), or
+        (N, C, ceil(H/2), ceil(W/2)) when ``channelwise``: intensity change per pixel of the
+        half-resolution image, on the [0, 1] scale (a sharp step from 0 to 1 gives 1 on the two
+        pixels beside it; the zero-padded border sees a step down to 0). Flat regions give 1e-8, a
+        floor that keeps the square root differentiable.
+    """
+    raw = _raw_sq_magnitude(_grey_planes(img, channelwise, "gradient_magnitude"))
+    return torch.sqrt(raw / _RAW_SCALE + _GMSD_EPS)
+
+
+def gms_map(x: Tensor, y: Tensor, *, channelwise: bool = False, c: float = GMSD_C) -> Tensor:
+    """Gradient magnitude similarity map, GMS = (2 m_x m_y + c) / (m_x^2 + m_y^2 + c) (eq. 7).
+
+    Pooling it gives the two scores of Xue et al.: its mean is GMSM and its standard deviation
+    (N - 1) is GMSD, i.e. ``gms_map(x, y).flatten(1).std(dim=1)`` equals
+    ``gmgan.losses.gmsd(x, y, reduction="none")``.
+
+    Args:
+        x: distorted / super-resolved images, float (N, 3, H, W) RGB or (N, 1, H, W) grey in [0, 1].
+        y: reference images, same shape.
+        channelwise: one map per channel instead of one for the luminance.
+        c: stability constant, default :data:`gmgan.losses.GMSD_C` = 170 / 255^2 (for [0, 1] images).
+
+    Returns:
+        float tensor (N, 1 or C, ceil(H/2), ceil(W/2)), values in (0, 1]; 1 where the local
+        gradient magnitudes agree, near 0 where one image has an edge and the other none.
+    """
+    if not isinstance(x, Tensor) or not isinstance(y, Tensor) or x.shape != y.shape:
+        raise ValueError("gms_map: x and y must be tensors of one shape, got "
+                         f"{getattr(x, 'shape', type(x).__name__)} and {getattr(y, 'shape', type(y).__name__)}")
+    mx = gradient_magnitude(x, channelwise=channelwise)
+    my = gradient_magnitude(y, channelwise=channelwise)
+    return (2.0 * mx * my + c) / (mx.square() + my.square() + c)
 
 
 def gmsd(

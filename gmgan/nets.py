@@ -597,8 +597,11 @@ def save_generator(model: RRDBNet, path: str | os.PathLike) -> Path:
         path: destination; must end in ``.safetensors``.
     Returns:
         the path written.
+    Raises:
+        OSError: the file could not be written (disk full, permissions); the message names
+            ``path``, and no partial file is left behind.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
@@ -609,7 +612,18 @@ def save_generator(model: RRDBNet, path: str | os.PathLike) -> Path:
         raise TypeError(f"save_generator expects an RRDBNet, got {type(model).__name__}")
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": "gmgan.RRDBNet", **{k: str(v) for k, v in model.config.items()}}
+    # Serialised in memory, then written as bytes: safetensors' own file writer reports a full
+    # disk as a SafetensorError, a plain write reports it as the OSError it is.
+    data = save(tensors, metadata=metadata)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)  # a crash mid-write never leaves a truncated checkpoint under `path`
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # a crash mid-write never leaves a truncated file under `path`
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        error = OSError(err.errno, f"could not write {path}: {err.strerror or err}")
+        raise error from err
     return path

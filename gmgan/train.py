@@ -31,6 +31,7 @@ batch, each process computes ``batch_size / K`` samples and gradients are averag
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +239,23 @@ def _check_run_dir(cfg: TrainConfig, env: Env) -> None:
                 f"resume=True (gmgan train ... --resume), or choose another name / out_dir.")
 
 
+def _check_train_set(cfg: TrainConfig) -> None:
+    """Refuse a training set that names nothing before anything is written or downloaded (the
+    set itself is fetched later, by :func:`gmgan.data.prepare.prepare_training_set`)."""
+    from gmgan.data.registry import DATASETS, get_info
+
+    text = str(cfg.train_set)
+    if "/" not in text and os.sep not in text:
+        try:
+            get_info(text)
+            return
+        except KeyError:
+            pass
+    if not Path(text).expanduser().is_dir():
+        raise FileNotFoundError(f"train_set {text!r} is neither a known data set ({', '.join(DATASETS)}) "
+                                f"nor an existing folder of images")
+
+
 def train(cfg: TrainConfig, **overrides: Any) -> TrainResult:
     """Train GMGAN: phase 1, phase 2 or both (``cfg.phase``), as described in the module doc.
 
@@ -254,10 +272,13 @@ def train(cfg: TrainConfig, **overrides: Any) -> TrainResult:
         BatchTooLarge: the batch does not fit in the device's memory; the message gives the
             device's memory and the largest halved batch whose probe step fits.
         FileExistsError: the run folder holds checkpoints and ``cfg.resume`` is false.
+        FileNotFoundError: ``cfg.train_set`` is neither a registered set nor a folder (raised
+            before the run folder is created).
         CheckpointError: a checkpoint could not be written and ``on_save_error="stop"``.
     """
     if overrides:
         cfg = apply_overrides(cfg, overrides)
+    _check_train_set(cfg)
     env = setup(cfg)
     try:
         _check_run_dir(cfg, env)

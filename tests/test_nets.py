@@ -457,3 +457,29 @@ def test_discriminator_per_sample_gradients(norm):
         assert grad[1:].abs().sum() > 0  # batch statistics couple the samples
     else:
         assert torch.count_nonzero(grad[1:]) == 0
+
+
+def test_save_generator_disk_full_names_the_file_and_leaves_nothing(tmp_path):
+    """A write that fails (here: a file-size limit, as on a full disk) raises OSError naming the
+    destination, and neither the destination nor its temporary file is left behind."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "G.safetensors"
+    script = (
+        "import resource, signal, sys\n"
+        "from gmgan.nets import RRDBNet, save_generator\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "model = RRDBNet(num_feat=8, num_block=1, num_grow=4)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))\n"
+        "try:\n"
+        "    save_generator(model, sys.argv[1])\n"
+        "except OSError as err:\n"
+        "    print('OSError', err.errno, err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(target)], check=False, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("OSError 27"), out.stdout  # EFBIG: File too large
+    assert f"could not write {target}" in out.stdout
+    assert list(tmp_path.iterdir()) == []

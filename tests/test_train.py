@@ -138,6 +138,13 @@ def test_gan_without_pretrained_generator_says_what_to_do(tmp_path):
                    pretrained_g=str(tmp_path / "small" / "pretrain" / "G.safetensors")))
 
 
+def test_unknown_training_set_fails_before_anything_is_written(tmp_path):
+    cfg = tiny(tmp_path, train_set="NoSuchSet")
+    with pytest.raises(FileNotFoundError, match="'NoSuchSet' is neither a known data set .*T91"):
+        train(cfg)
+    assert not any(tmp_path.rglob("config.yaml"))
+
+
 def test_existing_run_needs_resume(tmp_path):
     train(tiny(tmp_path, phase="pretrain", pretrain_iters=2))
     with pytest.raises(FileExistsError, match="resume=True"):

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from gmgan.cache import derived_dir
 
-__all__ = ["PreparedSet", "dihedral", "DIHEDRAL_NAMES", "extract_subimages", "make_lr",
+__all__ = ["PreparedSet", "build_once", "dihedral", "DIHEDRAL_NAMES", "extract_subimages", "make_lr",
            "dihedral_augment", "prepare_training_set", "image_size", "crop_starts"]
 
 MARKER = ".gmgan-prepared.json"
@@ -224,6 +224,27 @@ def _cached_build(dst: Path, record: dict, produce: Produce) -> dict:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return done
+
+
+def build_once(dst: Path, *, step: str, params: dict, source: str, sources: list,
+               produce: Produce) -> dict:
+    """Build the folder ``dst`` once, the way every prepared set here is built.
+
+    ``produce(tmp_dir)`` writes the files into a temporary folder beside ``dst`` and returns
+    ``(output names, [[file name, reason skipped], ...])``; the folder is then renamed to ``dst``
+    with a marker (``.gmgan-prepared.json``) that records ``step``, ``params``, ``source`` and
+    ``sources`` (a JSON-able fingerprint of the inputs, e.g. paths, sizes and mtimes). A later call
+    whose step, params and sources equal the marker's, and whose outputs all exist, returns the
+    marker at once; otherwise the folder is rebuilt. Builds are serialised by a file lock, so two
+    processes never build the same folder at once, and an interrupted build leaves no ``dst``.
+
+    Returns:
+        the marker dict (the record plus ``outputs``, ``skipped`` and ``count``).
+    Raises:
+        FileExistsError: ``dst`` holds files that gmgan did not make.
+    """
+    record = {"format": _FORMAT, "step": step, "params": params, "source": source, "sources": sources}
+    return _cached_build(Path(dst), record, produce)
 
 
 def _record(step: str, params: dict, src: Path, files: list[Path]) -> dict:

@@ -1,0 +1,669 @@
+"""Trained models shared between the notebooks: train once, reuse from the data cache.
+
+The experiment notebooks (06 training, 07 evaluation and ablation, 08 training sets, 09 failure
+case) all need the same few trained generators. Each is trained once, into
+``gmgan.cache.derived_dir("models", preset, name)``, and later notebooks load it from there. When a
+model is missing, :func:`ensure_run` trains it at its configuration's scale and says so in one
+printed line; when it is there, it says where it found it. Nothing is hidden: a notebook run on a
+fresh cache trains, a notebook run after it reuses, and the printed line tells which happened.
+
+A cached run is reused only when its configuration matches the one asked for. The comparison uses
+:func:`config_key`: the fields that change the trained weights or the logged curves (not the run's
+name, folder, device, progress bar and the like). A folder that holds a run of another configuration
+is left alone; the new run goes to ``<name>-<hash>``, ``hash`` being 8 hex digits of the key.
+
+The model variants of the paper's experiments (:data:`VARIANTS`, built by :func:`teaching_run`):
+
+- ``"psnr"``: phase 1 only, the PSNR-oriented generator trained with the pixel MSE;
+- ``"gmgan"``: phase 2 with GMGAN's full generator loss, started from the ``"psnr"`` generator (so
+  phases 1 + 2 of the paper, with phase 1 shared with ``"psnr"``);
+- ``"gmgan-no-lq"``: phase 2 without the quality loss (gamma = 0), from the same phase-1 generator:
+  the paper's Table 2 ablation.
+
+The perceptual loss needs VGG19 weights trained on ImageNet, which cannot be downloaded offline.
+:func:`perceptual_weights_available` says whether torchvision's file is in the torch hub cache;
+:func:`default_perceptual_weights` picks ``"imagenet"`` when it is and ``"random"`` (a randomly
+initialised VGG19, seeded) otherwise, and every notebook follows that one rule.
+
+Files of a run folder (besides the trainer's own, see :mod:`gmgan.train`): ``run.json``, written
+when training finished, with the configuration key, the bicubic baseline and the weights used for
+l_P. Only a folder with ``run.json`` counts as a finished run.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import io
+import json
+import os
+import re
+import sys
+import types
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gmgan.cache import derived_dir
+from gmgan.presets import TrainConfig, apply_overrides, get_preset
+
+__all__ = [
+    "CPU_SECONDS_PER_UPDATE",
+    "GPU_SECONDS_PER_UPDATE",
+    "NOTEBOOK_SCALE",
+    "VARIANTS",
+    "RunInfo",
+    "config_hash",
+    "config_key",
+    "default_perceptual_weights",
+    "ensure_run",
+    "estimate_seconds",
+    "load_run",
+    "load_run_generator",
+    "perceptual_weights_available",
+    "run_name",
+    "teaching_config",
+    "teaching_run",
+    "torch_threads",
+]
+
+#: The model variants of the experiments: name -> (TrainConfig overrides, parent variant whose final
+#: generator phase 2 starts from, a one-line description).
+VARIANTS: dict[str, tuple[dict[str, Any], str | None, str]] = {
+    "psnr": ({"phase": "pretrain"}, None, "phase 1 only: the PSNR-oriented generator (pixel MSE)"),
+    "gmgan": ({"phase": "gan"}, "psnr",
+              "phase 2 from the PSNR model with the full loss alpha*MSE + beta*l_P + gamma*l_Q + delta*l_GA"),
+    "gmgan-no-lq": ({"phase": "gan", "gamma": 0.0}, "psnr",
+                    "phase 2 from the PSNR model without the quality loss (gamma = 0), the Table 2 ablation"),
+}
+
+# Fields that do not change what a run learns or logs (where and how it runs), left out of the key.
+_MECHANICS = frozenset({"name", "out_dir", "resume", "device", "num_workers", "progress", "tensorboard",
+                        "ckpt_every", "keep_last", "on_save_error", "max_bad_steps"})
+# Fields that only one phase reads: left out of the key of a run without that phase.
+_PRETRAIN_ONLY = frozenset({"pretrain_iters", "pretrain_lr", "pretrain_lr_halve_every", "pretrain_betas"})
+_GAN_ONLY = frozenset({"gan_iters", "gan_lr", "gan_lr_halve_every", "gan_betas", "pretrained_g", "n_critic",
+                       "alpha", "beta", "gamma", "delta", "lam", "perceptual_layer", "perceptual_weights",
+                       "d_num_feat", "d_norm"})
+
+#: CPU seconds per generator update of the ``teach`` preset, training on one thread (see
+#: :func:`ensure_run`), measured with the trainer on the 2-core machine the notebooks were made on:
+#: 1000 phase-1 updates took 200 s and 300 phase-2 updates 201 s of CPU time, validation included
+#: (about 30 s of it in each). On a busy machine the wall-clock time is longer. Estimates for other
+#: configurations scale these by the ratio of their FLOPs (:func:`estimate_seconds`).
+CPU_SECONDS_PER_UPDATE: dict[str, float] = {"pretrain": 0.17, "gan": 0.57}
+
+#: Seconds per update of the ``paper`` preset on one NVIDIA H200, measured with the trainer in its
+#: default fp32 eager mode, median over steps 16-60 (phase 1) and 11-40 (phase 2) of short runs
+#: with validation and checkpoints off and a random VGG19 (the same cost as ImageNet weights).
+#: bf16 autocast with channels-last gave 0.0995 s and 0.156 s.
+GPU_SECONDS_PER_UPDATE: dict[str, float | None] = {"pretrain": 0.113, "gan": 0.154}
+
+#: The notebooks' training scale: fields of each preset that notebooks 06-09 change, so that every
+#: notebook stays within a few minutes on 2 CPU cores at ``teach``. Applied by
+#: :func:`teaching_run` (before its own ``overrides``), so all notebooks share the same models.
+#: ``teach`` here: 750 phase-1 updates (the preset's 1000 cost another 45 s) and 100 phase-2
+#: updates (the preset has 300: 2.5 CPU minutes more per GAN model), validation every 150 updates.
+#: ``paper``: the paper's training data, DIV2K with its 8 dihedral versions (the preset itself
+#: defaults to the small offline sample set, which only tests the pipeline).
+NOTEBOOK_SCALE: dict[str, dict[str, Any]] = {
+    "teach": {"pretrain_iters": 750, "gan_iters": 100, "val_every": 150},
+    "paper": {"train_set": "DIV2K", "augment8": True},
+}
+
+_RUN_FILE = "run.json"
+
+
+# ---------------------------------------------------------------------------------------------
+# Perceptual-loss weights
+# ---------------------------------------------------------------------------------------------
+
+def perceptual_weights_available() -> bool:
+    """True when torchvision's ImageNet VGG19 weights (``vgg19-dcbb9e9d.pth``) are in the torch hub
+    cache (``$TORCH_HOME/hub/checkpoints``), so that the perceptual loss can use them without a
+    download. Looks at the file only; never touches the network."""
+    from torchvision.models import VGG19_Weights
+
+    url = VGG19_Weights.IMAGENET1K_V1.url
+    return (Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]).is_file()
+
+
+def default_perceptual_weights() -> str:
+    """The notebooks' rule for ``TrainConfig.perceptual_weights``: ``"imagenet"`` when available
+    (:func:`perceptual_weights_available`), else ``"random"``, a randomly initialised VGG19 (seeded
+    by the run's seed). A random VGG still compares multi-channel filter responses of SR and HR, but
+    it is not the paper's l_P; say so wherever results depend on it."""
+    return "imagenet" if perceptual_weights_available() else "random"
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration keys
+# ---------------------------------------------------------------------------------------------
+
+def _portable_path(value: str | None) -> str | None:
+    """A path inside the derived-data cache, written relative to it (so keys do not depend on where
+    ``GMGAN_DERIVED`` points)."""
+    if not value:
+        return value
+    root = derived_dir(create=False)
+    try:
+        return "<derived>/" + Path(value).expanduser().resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(value)
+
+
+def config_key(cfg: TrainConfig) -> dict[str, Any]:
+    """The fields of ``cfg`` that decide what a run learns and logs, as a plain dict.
+
+    Left out: where and how it runs (name, out_dir, device, workers, progress bar, TensorBoard,
+    checkpoint cadence) and the fields of a phase the run does not have. ``pretrained_g`` is written
+    relative to the derived-data cache when it lies inside it.
+    """
+    phases = cfg.phases()
+    skip = set(_MECHANICS)
+    if "pretrain" not in phases:
+        skip |= _PRETRAIN_ONLY
+    if "gan" not in phases:
+        skip |= _GAN_ONLY
+    key = {k: v for k, v in cfg.to_dict().items() if k not in skip}
+    if "pretrained_g" in key:
+        key["pretrained_g"] = _portable_path(key["pretrained_g"])
+    return key
+
+
+def config_hash(cfg: TrainConfig) -> str:
+    """8 hex digits of the SHA-256 of :func:`config_key` (as sorted JSON)."""
+    text = json.dumps(config_key(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _key_of_folder(folder: Path) -> dict[str, Any] | None:
+    """The key of the configuration saved in a run folder (None if there is none readable)."""
+    path = folder / "config.yaml"
+    if not path.is_file():
+        return None
+    try:
+        return config_key(TrainConfig.from_yaml(path))
+    except (ValueError, OSError):
+        return None
+
+
+def _diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) -> str:
+    names = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    parts = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in names[:limit]]
+    return ", ".join(parts) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Time estimates
+# ---------------------------------------------------------------------------------------------
+
+def _phase_flops(cfg: TrainConfig, phase: str) -> float:
+    """:func:`_count_flops` of the fields that matter (cached: counting takes a few seconds)."""
+    fields = ("num_feat", "num_block", "num_grow", "scale", "batch_size", "patch_size", "d_num_feat",
+              "d_norm", "n_critic", "perceptual_layer")
+    uses_vgg = cfg.beta > 0 and cfg.perceptual_weights.lower() not in ("none", "off", "false")
+    return _count_flops(tuple(getattr(cfg, f) for f in fields), phase, uses_vgg)
+
+
+@functools.lru_cache(maxsize=32)
+def _count_flops(values: tuple, phase: str, uses_vgg: bool) -> float:
+    """Forward FLOPs of one update's networks (counted on the meta device, no memory used), weighted
+    roughly by how often each runs per update: backward about twice a forward."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from gmgan.nets import Discriminator, RRDBNet
+
+    cfg = types.SimpleNamespace(**dict(zip(
+        ("num_feat", "num_block", "num_grow", "scale", "batch_size", "patch_size", "d_num_feat",
+         "d_norm", "n_critic", "perceptual_layer"), values)))
+    lr_side = cfg.patch_size // cfg.scale
+    with torch.device("meta"):
+        g = RRDBNet(3, 3, num_feat=cfg.num_feat, num_block=cfg.num_block, num_grow=cfg.num_grow,
+                    scale=cfg.scale)
+        x = torch.empty(cfg.batch_size, 3, lr_side, lr_side)
+        with FlopCounterMode(display=False) as counter:
+            g(x)
+        g_fwd = counter.get_total_flops()
+        if phase == "pretrain":
+            return 3.0 * g_fwd
+        d = Discriminator(3, num_feat=cfg.d_num_feat, input_size=cfg.patch_size, norm=cfg.d_norm)
+        y = torch.empty(cfg.batch_size, 3, cfg.patch_size, cfg.patch_size)
+        with FlopCounterMode(display=False) as counter:
+            d(y)
+        d_fwd = counter.get_total_flops()
+    vgg_fwd = 0.0
+    if uses_vgg:
+        from gmgan.losses import VGG19_LAYERS, _vgg19_features_meta
+
+        features = _vgg19_features_meta()[: VGG19_LAYERS[cfg.perceptual_layer] + 1]
+        with FlopCounterMode(display=False) as counter:
+            features(torch.empty(cfg.batch_size, 3, cfg.patch_size, cfg.patch_size, device="meta"))
+        vgg_fwd = counter.get_total_flops()
+    # G: one no-grad forward for the critic step, forward + backward for its own step (4 forwards).
+    # D: per critic step SR and HR forward + backward, plus the gradient penalty's double backward
+    # (about 10 forwards); in the generator step a forward and backward through it (3).
+    # VGG: SR forward + backward (3) and HR forward (1).
+    return 4.0 * g_fwd + (10.0 * cfg.n_critic + 3.0) * d_fwd + 4.0 * vgg_fwd
+
+
+def estimate_seconds(cfg: TrainConfig, device: str = "cpu") -> float | None:
+    """A rough wall-clock estimate for training ``cfg`` (all its phases), in seconds.
+
+    ``device="cpu"``: :data:`CPU_SECONDS_PER_UPDATE` (the teach preset on 2 shared CPU cores),
+    scaled by the FLOPs of ``cfg``'s networks relative to the teach preset's. ``device="gpu"``:
+    :data:`GPU_SECONDS_PER_UPDATE` (the paper preset on one GPU) scaled the same way from the paper
+    preset; None while that is unmeasured. Validation time is not modelled separately.
+    """
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"estimate_seconds: device must be 'cpu' or 'gpu', got {device!r}")
+    table, reference = ((CPU_SECONDS_PER_UPDATE, get_preset("teach")) if device == "cpu"
+                        else (GPU_SECONDS_PER_UPDATE, get_preset("paper")))
+    total = 0.0
+    for phase in cfg.phases():
+        per_update = table.get(phase)
+        if per_update is None:
+            return None
+        ref = dataclasses.replace(reference, perceptual_layer=cfg.perceptual_layer) if phase == "gan" else reference
+        ratio = _phase_flops(cfg, phase) / _phase_flops(ref, phase)
+        iters = cfg.pretrain_iters if phase == "pretrain" else cfg.gan_iters
+        total += iters * per_update * ratio
+    return total
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "an unknown time"
+    if seconds < 90:
+        return "about 1 min" if seconds >= 30 else "under a minute"
+    if seconds < 90 * 60:
+        return f"about {round(seconds / 60)} min"
+    return f"about {seconds / 3600:.0f} h" if seconds >= 10 * 3600 else f"about {seconds / 3600:.1f} h"
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class RunInfo:
+    """A finished training run in the cache (what :func:`ensure_run` returns).
+
+    Attributes:
+        name: the run's name (its folder name under ``models/<preset>``, e.g. ``"gmgan"``).
+        preset: the preset it belongs to (``"teach"``, ``"paper"``).
+        run_dir: the run folder.
+        config: the configuration it was trained with.
+        cached: True when it was found in the cache, False when it was trained in this call.
+        weights: ``{phase: {"G": path, "G_ema": path[, "D": path]}}`` (safetensors files).
+        history: one dict per logged step, as in ``<phase>/log.jsonl`` (``phase``, ``step``, the
+            loss terms: ``mse`` in phase 1; ``mse``, ``perceptual``, ``quality``, ``adversarial``,
+            ``l_G``, ``wasserstein``, ``gp``, ``l_D`` in phase 2; learning rates, gradient norms).
+        validation: one dict per (phase, step, model, set): ``psnr`` (dB), ``ssim``, ``gmsd``, and
+            at a phase's end ``niqe``; ``model`` is ``"G_ema"`` or ``"G"``.
+        bicubic: the bicubic baseline on the validation sets, ``{set: {"psnr", "ssim", "gmsd"}}``.
+        perceptual: the VGG19 weights l_P used (``"imagenet"``, ``"random"``, a file, ``"none"``),
+            or None for a run without phase 2.
+        seconds: wall-clock seconds per phase when it was trained (machine-dependent).
+        parent: the run whose generator phase 2 started from, if any.
+    """
+
+    name: str
+    preset: str
+    run_dir: Path
+    config: TrainConfig
+    cached: bool
+    weights: dict[str, dict[str, Path]] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    validation: list[dict[str, Any]] = field(default_factory=list)
+    bicubic: dict[str, dict[str, float]] = field(default_factory=dict)
+    perceptual: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    parent: RunInfo | None = None
+
+    @property
+    def relative_dir(self) -> str:
+        """The run folder relative to the derived-data cache, e.g. ``models/teach/gmgan``."""
+        try:
+            return self.run_dir.resolve().relative_to(derived_dir(create=False)).as_posix()
+        except ValueError:
+            return str(self.run_dir)
+
+    def generator_path(self, ema: bool = True, phase: str | None = None) -> Path:
+        """The final generator file of ``phase`` (default: the run's last phase): the moving
+        average ``G_ema`` when ``ema`` and the run kept one, else the raw ``G``."""
+        phase = phase or self.config.phases()[-1]
+        if phase not in self.weights:
+            raise KeyError(f"run {self.name!r} has no weights of phase {phase!r} "
+                           f"(it has: {', '.join(self.weights) or 'none'})")
+        files = self.weights[phase]
+        return files["G_ema"] if ema and "G_ema" in files else files["G"]
+
+    @property
+    def generator(self) -> Path:
+        """The final EMA generator of the last phase (see :meth:`generator_path`)."""
+        return self.generator_path()
+
+    def curve(self, key: str, phase: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A logged training quantity against the step: ``(steps int64, values float64)``.
+        ``phase`` None: every phase of this run that logged ``key``."""
+        rows = [r for r in self.history if key in r and (phase is None or r["phase"] == phase)]
+        return (np.array([r["step"] for r in rows], dtype=np.int64),
+                np.array([r[key] for r in rows], dtype=np.float64))
+
+    def val_curve(self, set_name: str, metric: str, model: str = "G_ema",
+                  phase: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A validation score against the step: ``(steps int64, values float64)`` for one set,
+        metric (``psnr`` dB, ``ssim``, ``gmsd``, ``niqe``) and model (``G_ema`` or ``G``)."""
+        rows = [r for r in self.validation if r["set"] == set_name and r["model"] == model
+                and metric in r and (phase is None or r["phase"] == phase)]
+        return (np.array([r["step"] for r in rows], dtype=np.int64),
+                np.array([r[metric] for r in rows], dtype=np.float64))
+
+    def final_scores(self, model: str = "G_ema") -> dict[str, dict[str, float]]:
+        """The validation scores at the end of the last phase: ``{set: {metric: value}}``."""
+        phase = self.config.phases()[-1]
+        total = self.config.pretrain_iters if phase == "pretrain" else self.config.gan_iters
+        return {r["set"]: {k: v for k, v in r.items() if isinstance(v, float)}
+                for r in self.validation
+                if r["phase"] == phase and r["step"] == total and r["model"] == model}
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            rows.append(json.loads(line))
+    return rows
+
+
+def _phase_weights(folder: Path, phase: str) -> dict[str, Path]:
+    return {k: folder / phase / f"{k}.safetensors" for k in ("G", "G_ema", "D")
+            if (folder / phase / f"{k}.safetensors").is_file()}
+
+
+def load_run(folder: str | os.PathLike, *, preset: str = "", cached: bool = True) -> RunInfo:
+    """Read a finished run from its folder (one with ``run.json``), without training.
+
+    Raises ``FileNotFoundError`` naming the folder when it holds no finished run.
+    """
+    folder = Path(folder)
+    record_path = folder / _RUN_FILE
+    if not record_path.is_file():
+        raise FileNotFoundError(f"{folder} holds no finished run ({_RUN_FILE} is missing)")
+    record = json.loads(record_path.read_text())
+    cfg = TrainConfig.from_yaml(folder / "config.yaml")
+    history, validation = [], []
+    for phase in cfg.phases():
+        history += _read_jsonl(folder / phase / "log.jsonl")
+        validation += _read_jsonl(folder / phase / "val.jsonl")
+    parent = None
+    if record.get("parent"):
+        parent = load_run(folder.parent / record["parent"], preset=preset, cached=True)
+    return RunInfo(name=folder.name, preset=preset or record.get("preset", ""), run_dir=folder, config=cfg,
+                   cached=cached, weights={p: _phase_weights(folder, p) for p in cfg.phases()},
+                   history=history, validation=validation, bicubic=record.get("bicubic", {}),
+                   perceptual=record.get("perceptual"), seconds=record.get("seconds", {}), parent=parent)
+
+
+def _folder_state(folder: Path, key: dict[str, Any], phases: list[str]) -> str:
+    """``"done"`` (finished run of this key), ``"partial"`` (this key, unfinished), ``"free"``
+    (nothing there) or ``"other"`` (a run of another configuration)."""
+    saved = _key_of_folder(folder)
+    if saved is None:
+        has_files = folder.is_dir() and any(folder.iterdir())
+        return "other" if has_files else "free"
+    if saved != key:
+        return "other"
+    finished = (folder / _RUN_FILE).is_file() and all(
+        "G" in _phase_weights(folder, p) for p in phases)
+    return "done" if finished else "partial"
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock, so that two notebooks never train the same run at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no locking (notebooks there run one at a time anyway)
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_TRAINER_BANNER = re.compile(r"^training [\w, ]+ in .+ on \S+")
+
+
+@contextlib.contextmanager
+def _quiet_trainer(random_vgg: bool) -> Iterator[None]:
+    """Keep the trainer's start-up line (it names an absolute path) and the random-VGG warning
+    (announced by :func:`ensure_run` instead) out of notebook outputs. Anything else the trainer
+    writes to stderr is passed on unchanged."""
+    buffer = io.StringIO()
+    with warnings.catch_warnings():
+        if random_vgg:
+            warnings.filterwarnings("ignore", message=r"PerceptualLoss\(weights=None\)")
+        # Validation turns the grey Set14 image into a tensor through a read-only numpy view
+        # (gmgan.imageio.image_to_tensor); torch warns although the tensor is only read.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        try:
+            with contextlib.redirect_stderr(buffer):
+                yield
+        finally:
+            rest = [line for line in buffer.getvalue().splitlines()
+                    if line.strip() and not _TRAINER_BANNER.match(line)]
+            if rest:
+                print("\n".join(rest), file=sys.stderr)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Context manager: run the block with ``torch.set_num_threads(threads)`` (None: unchanged),
+    then restore the previous number of threads."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _announce_training(label: str, cfg: TrainConfig, reason: str) -> None:
+    steps = []
+    for phase in cfg.phases():
+        iters = cfg.pretrain_iters if phase == "pretrain" else cfg.gan_iters
+        steps.append(f"{iters} {'MSE' if phase == 'pretrain' else 'GAN'} updates")
+    device = "gpu" if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())) \
+        else "cpu"
+    where = "on 2 CPU cores" if device == "cpu" else "on one GPU"
+    print(f"no cached model {label}{reason} - training it now: {' + '.join(steps)}, "
+          f"{_duration(estimate_seconds(cfg, device))} {where}", flush=True)
+
+
+def ensure_run(name: str, cfg: TrainConfig, *, preset: str = "", parent: str | None = None,
+               verbose: bool = True, threads: int | None = 1) -> RunInfo:
+    """The run ``name`` of ``cfg`` from the cache, trained now if it is not there.
+
+    Looks in ``gmgan.cache.derived_dir("models", preset, name)`` (``preset`` default:
+    ``cfg.name``) for a finished run whose saved configuration has the same :func:`config_key`;
+    then in ``<name>-<config_hash(cfg)>``. If neither holds it, trains ``cfg`` with
+    :func:`gmgan.train.train` into the first of the two that is free (or that holds an unfinished
+    run of the same configuration, which is resumed) and writes ``run.json``.
+
+    Prints one line (``verbose``): ``using the cached model 'NAME' (PRESET) from models/...`` or
+    ``no cached model 'NAME' (PRESET) - training it now: N updates, about T min on 2 CPU cores``.
+    Training runs with seed ``cfg.seed`` set for everything, including a random VGG19 (so repeated
+    runs on one CPU give identical weights and losses), without a progress bar and TensorBoard.
+
+    Args:
+        name: folder name (letters, digits, ``_ . + -``).
+        cfg: the configuration (its ``name`` and ``out_dir`` are replaced).
+        preset: the folder level above ``name``.
+        parent: the name of the run (same ``preset`` folder) whose generator phase 2 starts from;
+            recorded so that :func:`load_run` can return it with the run.
+        verbose: print the line above.
+        threads: CPU threads torch may use while training (restored afterwards); None leaves
+            torch's setting. One thread by default, for two reasons: the result is then the same
+            bits on machines with different core counts (CI re-runs the notebooks and compares
+            their printed losses), and the teaching networks are so small that a second OpenMP
+            thread gains little on an idle machine and loses a lot on a busy one (on the shared
+            2-core machine the notebooks were made on, a teach-preset phase-1 update took 0.18 s
+            with one thread and 0.89 s with two).
+
+    Returns:
+        a :class:`RunInfo`.
+
+    Raises:
+        ValueError: a bad name. Errors of training (:func:`gmgan.train.train`) pass through.
+    """
+    from gmgan.train import train
+
+    if not re.fullmatch(r"[\w.+-]+", name):
+        raise ValueError(f"ensure_run: name must be a folder name (letters, digits, _ . + -), got {name!r}")
+    preset = preset or cfg.name
+    key = config_key(cfg)
+    base = derived_dir("models", preset, create=False) / name
+    hashed = base.with_name(f"{name}-{config_hash(cfg)}")
+    label = f"'{name}' ({preset})"
+    with _lock(base.parent / f".{name}.lock"):
+        states = {folder: _folder_state(folder, key, cfg.phases()) for folder in (base, hashed)}
+        for folder, state in states.items():
+            if state == "done":
+                run = load_run(folder, preset=preset, cached=True)
+                if verbose:
+                    print(f"using the cached model {label} from {run.relative_dir}", flush=True)
+                return run
+        target = next((f for f, s in states.items() if s == "partial"), None) or \
+            next((f for f, s in states.items() if s == "free"), None)
+        if target is None:
+            raise FileExistsError(f"ensure_run: {base} and {hashed} both hold runs of other configurations; "
+                                  f"remove one")
+        reason = ""
+        if states[base] == "other" and base.is_dir() and (saved := _key_of_folder(base)) is not None:
+            reason = f" with this configuration (the one in {base.parent.name}/{base.name} differs: {_diff(saved, key)})"
+        resume = states[target] == "partial"
+        if verbose:
+            if resume:
+                print(f"found an unfinished run of {label} - resuming it", flush=True)
+            else:
+                _announce_training(label, cfg, reason)
+        run_cfg = dataclasses.replace(cfg, name=name, out_dir=str(target), resume=resume,
+                                      progress=False, tensorboard=False)
+        random_vgg = "gan" in cfg.phases() and cfg.perceptual_weights.lower() == "random"
+        torch.manual_seed(cfg.seed)  # the trainer re-seeds its phases; this covers a random VGG19
+        with _quiet_trainer(random_vgg), torch_threads(threads):
+            result = train(run_cfg)
+        if result.interrupted:
+            raise KeyboardInterrupt(f"training of {label} was interrupted; run the cell again to resume it")
+        record = {
+            "name": name, "preset": preset, "key": key, "hash": config_hash(cfg),
+            "perceptual": cfg.perceptual_weights if "gan" in cfg.phases() else None,
+            "bicubic": result.bicubic, "seconds": result.seconds, "parent": parent,
+        }
+        tmp = target / f".{_RUN_FILE}.tmp"
+        tmp.write_text(json.dumps(record, indent=1))
+        tmp.replace(target / _RUN_FILE)
+    return load_run(target, preset=preset, cached=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The experiments' variants
+# ---------------------------------------------------------------------------------------------
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^\w.+-]+", "_", Path(text).name or text).strip("_") or "set"
+
+
+def run_name(variant: str, *, preset: str = "teach", train_set: str | None = None) -> str:
+    """The cache folder name of a variant: the variant itself, or ``<variant>-<set>`` when
+    ``train_set`` is given and is not the preset's own (e.g. ``gmgan-BSDS200``)."""
+    if train_set is None or train_set == get_preset(preset).train_set:
+        return variant
+    return f"{variant}-{_slug(train_set)}"
+
+
+def teaching_config(variant: str = "gmgan", *, preset: str = "teach", train_set: str | None = None,
+                    pretrained_g: str | os.PathLike | None = None, notebook_scale: bool = True,
+                    **overrides: Any) -> TrainConfig:
+    """The :class:`TrainConfig` of a variant: ``get_preset(preset)``, then (``notebook_scale``)
+    :data:`NOTEBOOK_SCALE`'s fields for the preset, ``perceptual_weights`` by
+    :func:`default_perceptual_weights`, the variant's fields, ``train_set`` if given, and last
+    ``overrides``. Phase-2 variants need ``pretrained_g`` (the parent's generator;
+    :func:`teaching_run` fills it in)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; known variants: {', '.join(VARIANTS)}")
+    fields, _, _ = VARIANTS[variant]
+    values: dict[str, Any] = dict(NOTEBOOK_SCALE.get(preset, {})) if notebook_scale else {}
+    values.update({"perceptual_weights": default_perceptual_weights(), **fields})
+    if train_set is not None:
+        values["train_set"] = train_set
+    if pretrained_g is not None:
+        values["pretrained_g"] = str(pretrained_g)
+    values.update(overrides)
+    return apply_overrides(get_preset(preset), values)
+
+
+def teaching_run(variant: str = "gmgan", *, preset: str = "teach", train_set: str | None = None,
+                 notebook_scale: bool = True, verbose: bool = True, threads: int | None = 1,
+                 **overrides: Any) -> RunInfo:
+    """One of the experiments' models (:data:`VARIANTS`), from the cache or trained now.
+
+    ``"gmgan"`` and ``"gmgan-no-lq"`` first get their parent ``"psnr"`` run (same preset,
+    ``train_set`` and ``overrides``; phase-2 fields do not change the parent's key, so every phase-2
+    variant shares one phase-1 generator), then train phase 2 from its final EMA generator.
+
+    Args:
+        variant: ``"psnr"``, ``"gmgan"`` or ``"gmgan-no-lq"``.
+        preset: ``"teach"`` (minutes on a CPU) or ``"paper"`` (the paper's scale, a GPU).
+        train_set: a registry name or a folder of HR images (default: the preset's); the run's
+            folder is then :func:`run_name`'s ``<variant>-<set>`` (e.g. ``gmgan-BSDS200``).
+        notebook_scale: apply :data:`NOTEBOOK_SCALE` (the notebooks' iteration counts) first.
+        verbose: print whether the model came from the cache or is being trained.
+        threads: CPU threads while training (see :func:`ensure_run`).
+        overrides: :class:`TrainConfig` fields, e.g. ``pretrain_iters=500``.
+
+    Returns:
+        a :class:`RunInfo` whose ``parent`` is the phase-1 run for phase-2 variants.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; known variants: {', '.join(VARIANTS)}")
+    _, parent_variant, _ = VARIANTS[variant]
+    parent = None
+    pretrained = overrides.pop("pretrained_g", None)
+    if parent_variant is not None and pretrained is None:
+        parent = teaching_run(parent_variant, preset=preset, train_set=train_set,
+                              notebook_scale=notebook_scale, verbose=verbose, threads=threads, **overrides)
+        pretrained = parent.generator_path(ema=True)
+    cfg = teaching_config(variant, preset=preset, train_set=train_set, pretrained_g=pretrained,
+                          notebook_scale=notebook_scale, **overrides)
+    run = ensure_run(run_name(variant, preset=preset, train_set=train_set), cfg, preset=preset,
+                     parent=None if parent is None else parent.run_dir.name, verbose=verbose,
+                     threads=threads)
+    if parent is not None:
+        run.parent = parent
+    return run
+
+
+def load_run_generator(run: RunInfo, ema: bool = True, phase: str | None = None,
+                       device: str | torch.device = "cpu"):
+    """The trained generator of a run as an :class:`gmgan.nets.RRDBNet` in eval mode: the final
+    ``G_ema`` (``ema=True``) or raw ``G`` of ``phase`` (default: the run's last phase). It maps
+    float (N, 3, h, w) RGB in [0, 1] to (N, 3, scale*h, scale*w), unclamped."""
+    from gmgan.nets import load_generator
+
+    return load_generator(run.generator_path(ema=ema, phase=phase), device=device).eval()

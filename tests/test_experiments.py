@@ -1,0 +1,250 @@
+"""Shared trained models (gmgan.experiments): cache hits and misses, configuration keys, the
+printed lines, reproducible training, and the VGG-weights rule."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from gmgan import experiments as ex
+from gmgan.presets import TrainConfig, apply_overrides, get_preset
+
+# A generator and critic small enough for a few steps per second on one CPU core; the training
+# images are scikit-image's samples (no data cache needed) and validation is off.
+TINY = {"num_feat": 8, "num_block": 1, "num_grow": 8, "d_num_feat": 8,
+        "patch_size": 32, "batch_size": 4, "num_workers": 0, "pretrain_iters": 3, "gan_iters": 2,
+        "log_every": 1, "val_every": 0, "ckpt_every": 0, "val_sets": (), "ema_decay": 0.9,
+        "perceptual_layer": "conv1_2", "perceptual_weights": "random"}
+
+
+SAMPLES = {"train_set": "samples", **TINY}  # for teaching_run: its runs are then named "<variant>-samples"
+
+
+def tiny(**kw) -> TrainConfig:
+    return apply_overrides(TrainConfig(name="unit", train_set="samples", **TINY), kw)
+
+
+def _losses(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A fresh, empty GMGAN_DERIVED for each test."""
+    root = tmp_path / "derived"
+    monkeypatch.setenv("GMGAN_DERIVED", str(root))
+    return root
+
+
+# ---------------------------------------------------------------------- cache hit and miss
+
+def test_miss_trains_then_hit_reuses(cache, capsys):
+    cfg = tiny(phase="pretrain")
+    first = ex.ensure_run("tiny", cfg, preset="unit")
+    out = capsys.readouterr()
+    assert out.out.startswith("no cached model 'tiny' (unit) - training it now: 3 MSE updates, ")
+    assert out.out.rstrip().endswith("on 2 CPU cores") and out.out.count("\n") == 1
+    assert out.err == ""  # no trainer banner, no progress bar
+    assert first.cached is False
+    assert first.run_dir == cache / "models" / "unit" / "tiny"
+    assert (first.run_dir / "run.json").is_file()
+    assert first.generator_path().name == "G_ema.safetensors" and first.generator_path().is_file()
+    assert [r["step"] for r in first.history] == [1, 2, 3]
+
+    mtime = first.generator_path().stat().st_mtime_ns
+    again = ex.ensure_run("tiny", cfg, preset="unit")
+    out = capsys.readouterr()
+    assert out.out == "using the cached model 'tiny' (unit) from models/unit/tiny\n"
+    assert again.cached is True and again.run_dir == first.run_dir
+    assert again.generator_path().stat().st_mtime_ns == mtime  # not retrained
+    assert _losses(again.history) == _losses(first.history)
+    assert again.config == first.config
+
+    # Mechanics (progress bar, device, workers, TensorBoard) do not make a new run.
+    ex.ensure_run("tiny", apply_overrides(cfg, {"progress": True, "device": "cpu", "tensorboard": True}),
+                  preset="unit")
+    assert capsys.readouterr().out.startswith("using the cached model 'tiny'")
+
+
+def test_changed_config_goes_to_a_hashed_folder(cache, capsys):
+    cfg = tiny(phase="pretrain")
+    base = ex.ensure_run("tiny", cfg, preset="unit")
+    capsys.readouterr()
+    other_cfg = apply_overrides(cfg, {"pretrain_iters": 4})
+    other = ex.ensure_run("tiny", other_cfg, preset="unit")
+    out = capsys.readouterr().out
+    assert other.cached is False
+    assert other.run_dir.name == f"tiny-{ex.config_hash(other_cfg)}" != base.run_dir.name
+    assert "the one in unit/tiny differs: pretrain_iters 3 -> 4" in out
+    assert [r["step"] for r in other.history] == [1, 2, 3, 4]
+    # both stay cached, each under its own folder
+    assert ex.ensure_run("tiny", cfg, preset="unit").run_dir == base.run_dir
+    assert ex.ensure_run("tiny", other_cfg, preset="unit").run_dir == other.run_dir
+    assert capsys.readouterr().out.count("using the cached model") == 2
+
+
+def test_unfinished_run_is_resumed(cache, capsys):
+    cfg = tiny(phase="pretrain", ckpt_every=2, pretrain_iters=4)
+    done = ex.ensure_run("tiny", cfg, preset="unit")
+    reference = _losses(done.history)
+    # Make it look interrupted after the checkpoint of step 2: no final weights, no run.json.
+    (done.run_dir / "run.json").unlink()
+    for name in ("G", "G_ema"):
+        (done.run_dir / "pretrain" / f"{name}.safetensors").unlink()
+    capsys.readouterr()
+    resumed = ex.ensure_run("tiny", cfg, preset="unit")
+    assert capsys.readouterr().out == "found an unfinished run of 'tiny' (unit) - resuming it\n"
+    assert resumed.generator_path().is_file()
+    assert _losses(resumed.history) == reference
+
+
+def test_training_is_reproducible_with_a_random_vgg(tmp_path, monkeypatch):
+    """Phase 2 with a random VGG19: two fresh caches give the same losses bit for bit (the VGG's
+    initialisation is seeded by ensure_run, the rest by the trainer)."""
+    runs = []
+    for i in range(2):
+        monkeypatch.setenv("GMGAN_DERIVED", str(tmp_path / f"cache{i}"))
+        torch.manual_seed(1234 + i)  # whatever ran before must not matter
+        runs.append(ex.teaching_run("gmgan", verbose=False, **SAMPLES))
+    assert runs[0].perceptual == "random"
+    assert _losses(runs[0].history) == _losses(runs[1].history)
+    assert runs[0].history[-1]["perceptual"] > 0
+    from safetensors.torch import load_file
+
+    a, b = (load_file(str(r.generator_path())) for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---------------------------------------------------------------------- the variants
+
+def test_variants_share_one_phase_one_generator(cache, capsys):
+    gm = ex.teaching_run("gmgan", **SAMPLES)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("no cached model 'psnr-samples' (teach) - training it now: 3 MSE updates")
+    assert out[1].startswith("no cached model 'gmgan-samples' (teach) - training it now: 2 GAN updates")
+    assert gm.parent is not None and gm.parent.name == "psnr-samples"
+    assert gm.config.phase == "gan" and gm.config.gamma == 1.0
+    assert gm.config.pretrained_g == str(gm.parent.generator_path(ema=True))
+    assert {r["phase"] for r in gm.history} == {"gan"}
+    assert {"mse", "perceptual", "quality", "adversarial", "wasserstein", "gp"} <= set(gm.history[-1])
+
+    no_lq = ex.teaching_run("gmgan-no-lq", **SAMPLES)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "using the cached model 'psnr-samples' (teach) from models/teach/psnr-samples"
+    assert out[1].startswith("no cached model 'gmgan-no-lq-samples' (teach) - training it now")
+    assert no_lq.config.gamma == 0.0 and no_lq.config.pretrained_g == gm.config.pretrained_g
+    row = no_lq.history[-1]
+    assert "quality" not in row and "quality" in gm.history[-1]  # gamma = 0: l_Q is not computed
+    cfg = no_lq.config
+    expected = cfg.alpha * row["mse"] + cfg.beta * row["perceptual"] + cfg.delta * row["adversarial"]
+    assert row["l_G"] == pytest.approx(expected, rel=1e-5)
+
+    # A phase-2 field does not change the phase-1 run: the same psnr model serves a longer GAN run.
+    capsys.readouterr()
+    ex.teaching_run("gmgan", **{**SAMPLES, "gan_iters": 3})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "using the cached model 'psnr-samples' (teach) from models/teach/psnr-samples"
+    assert "gan_iters 2 -> 3" in out[1]
+
+    # Reloaded from the cache, the parent comes back with the run.
+    again = ex.teaching_run("gmgan", verbose=False, **SAMPLES)
+    assert again.cached and again.parent is not None and again.parent.name == "psnr-samples"
+    model = ex.load_run_generator(again)
+    assert model.config["num_block"] == 1 and not model.training
+    sr = model(torch.rand(1, 3, 8, 8))
+    assert sr.shape == (1, 3, 32, 32)
+
+
+def test_train_set_names_the_folder():
+    assert ex.run_name("gmgan") == "gmgan"
+    assert ex.run_name("gmgan", train_set=get_preset("teach").train_set) == "gmgan"  # the preset's own
+    assert ex.run_name("gmgan", train_set="BSDS200") == "gmgan-BSDS200"
+    assert ex.run_name("psnr", train_set="/data/my images/DIV2K_HR/") == "psnr-DIV2K_HR"
+    assert ex.run_name("psnr", preset="paper", train_set="samples") == "psnr"  # paper's default set
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="unknown variant 'esrgan'"):
+        ex.teaching_run("esrgan")
+    with pytest.raises(ValueError, match="folder name"):
+        ex.ensure_run("a/b", tiny())
+
+
+# ---------------------------------------------------------------------- keys and estimates
+
+def test_config_key_keeps_what_changes_the_result(cache):
+    cfg = tiny(phase="pretrain")
+    key = ex.config_key(cfg)
+    assert "name" not in key and "progress" not in key and "out_dir" not in key
+    assert "gamma" not in key and "gan_iters" not in key  # phase-2 fields of a phase-1 run
+    assert key["pretrain_iters"] == 3 and key["train_set"] == "samples"
+    gan = tiny(phase="gan", pretrained_g=str(cache / "models" / "teach" / "psnr" / "G.safetensors"))
+    gkey = ex.config_key(gan)
+    assert "pretrain_iters" not in gkey
+    assert gkey["pretrained_g"] == "<derived>/models/teach/psnr/G.safetensors"  # portable
+    assert ex.config_hash(cfg) == ex.config_hash(apply_overrides(cfg, {"gamma": 0.5}))
+    assert ex.config_hash(cfg) != ex.config_hash(apply_overrides(cfg, {"seed": 1}))
+    assert len(ex.config_hash(cfg)) == 8
+
+
+def test_estimate_scales_with_iterations_and_size():
+    teach = get_preset("teach")
+    expected = (teach.pretrain_iters * ex.CPU_SECONDS_PER_UPDATE["pretrain"]
+                + teach.gan_iters * ex.CPU_SECONDS_PER_UPDATE["gan"])
+    assert ex.estimate_seconds(teach) == pytest.approx(expected, rel=1e-9)
+    half = apply_overrides(teach, {"pretrain_iters": teach.pretrain_iters // 2, "phase": "pretrain"})
+    assert ex.estimate_seconds(half) == pytest.approx(
+        teach.pretrain_iters // 2 * ex.CPU_SECONDS_PER_UPDATE["pretrain"], rel=1e-9)
+    # twice the batch: twice the FLOPs of every network, so twice the time
+    double = apply_overrides(teach, {"batch_size": 2 * teach.batch_size})
+    assert ex.estimate_seconds(double) == pytest.approx(2 * expected, rel=1e-6)
+    assert ex.estimate_seconds(get_preset("paper")) > 1000 * expected
+    with pytest.raises(ValueError, match="device"):
+        ex.estimate_seconds(teach, device="tpu")
+
+
+def test_perceptual_weights_rule(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert ex.perceptual_weights_available() is False
+    assert ex.default_perceptual_weights() == "random"
+    assert ex.teaching_config("gmgan", pretrained_g="x.safetensors").perceptual_weights == "random"
+    ckpt = tmp_path / "torch" / "hub" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    (ckpt / "vgg19-dcbb9e9d.pth").write_bytes(b"")
+    assert ex.perceptual_weights_available() is True
+    assert ex.default_perceptual_weights() == "imagenet"
+    # an explicit choice wins
+    assert ex.teaching_config("gmgan", perceptual_weights="none").perceptual_weights == "none"
+
+
+def test_notebook_scale_is_applied_unless_switched_off():
+    teach = get_preset("teach")
+    cfg = ex.teaching_config("psnr")
+    for key, value in ex.NOTEBOOK_SCALE["teach"].items():
+        assert getattr(cfg, key) == value
+    assert cfg.phase == "pretrain" and cfg.num_block == teach.num_block
+    plain = ex.teaching_config("psnr", notebook_scale=False)
+    assert plain.pretrain_iters == teach.pretrain_iters and plain.gan_iters == teach.gan_iters
+    assert ex.teaching_config("psnr", pretrain_iters=7).pretrain_iters == 7  # overrides come last
+    assert ex.teaching_config("gmgan-no-lq", preset="paper", pretrained_g="g.safetensors").gamma == 0.0
+
+
+def test_run_json_records_what_was_used(cache):
+    run = ex.teaching_run("gmgan", verbose=False, **SAMPLES)
+    record = json.loads((run.run_dir / "run.json").read_text())
+    assert record["perceptual"] == "random" and record["parent"] == "psnr-samples"
+    assert record["hash"] == ex.config_hash(run.config)
+    assert ex.load_run(run.run_dir).perceptual == "random"
+    with pytest.raises(FileNotFoundError, match="run.json"):
+        ex.load_run(cache)
+
+
+def test_paper_table2_repeats_table1_where_the_paper_does():
+    """Table 2's SRGAN and GMGAN rows are Table 1's (PAPER.md); the ablation row is its own."""
+    from gmgan.evaluate import PAPER_TABLE1, PAPER_TABLE2
+
+    assert PAPER_TABLE2["SRGAN"] == PAPER_TABLE1["SRGAN"]
+    assert PAPER_TABLE2["GMGAN"] == PAPER_TABLE1["GMGAN"]
+    assert PAPER_TABLE2["GMGAN w/o l_Q"]["Set5"] == (3.30, 0.8491, 31.41)
+    assert set(PAPER_TABLE2["GMGAN w/o l_Q"]) == {"Set5", "Set14", "BSD100"}
