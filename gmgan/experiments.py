@@ -49,9 +49,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock
 
 from gmgan.cache import derived_dir
 from gmgan.presets import TrainConfig, apply_overrides, get_preset
+from gmgan.threads import torch_threads
 
 __all__ = [
     "CPU_SECONDS_PER_UPDATE",
@@ -70,7 +72,6 @@ __all__ = [
     "run_name",
     "teaching_config",
     "teaching_run",
-    "torch_threads",
 ]
 
 #: The model variants of the experiments: name -> (TrainConfig overrides, parent variant whose final
@@ -375,16 +376,6 @@ class RunInfo:
                 if r["phase"] == phase and r["step"] == total and r["model"] == model}
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        with contextlib.suppress(ValueError):
-            rows.append(json.loads(line))
-    return rows
-
-
 def _phase_weights(folder: Path, phase: str) -> dict[str, Path]:
     return {k: folder / phase / f"{k}.safetensors" for k in ("G", "G_ema", "D")
             if (folder / phase / f"{k}.safetensors").is_file()}
@@ -395,6 +386,8 @@ def load_run(folder: str | os.PathLike, *, preset: str = "", cached: bool = True
 
     Raises ``FileNotFoundError`` naming the folder when it holds no finished run.
     """
+    from gmgan.train_utils import read_jsonl
+
     folder = Path(folder)
     record_path = folder / _RUN_FILE
     if not record_path.is_file():
@@ -403,8 +396,8 @@ def load_run(folder: str | os.PathLike, *, preset: str = "", cached: bool = True
     cfg = TrainConfig.from_yaml(folder / "config.yaml")
     history, validation = [], []
     for phase in cfg.phases():
-        history += _read_jsonl(folder / phase / "log.jsonl")
-        validation += _read_jsonl(folder / phase / "val.jsonl")
+        history += read_jsonl(folder / phase / "log.jsonl")
+        validation += read_jsonl(folder / phase / "val.jsonl")
     parent = None
     if record.get("parent"):
         parent = load_run(folder.parent / record["parent"], preset=preset, cached=True)
@@ -426,23 +419,6 @@ def _folder_state(folder: Path, key: dict[str, Any], phases: list[str]) -> str:
     finished = (folder / _RUN_FILE).is_file() and all(
         "G" in _phase_weights(folder, p) for p in phases)
     return "done" if finished else "partial"
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock, so that two notebooks never train the same run at once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no locking (notebooks there run one at a time anyway)
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 _TRAINER_BANNER = re.compile(r"^training [\w, ]+ in .+ on \S+")
@@ -468,19 +444,6 @@ def _quiet_trainer(random_vgg: bool) -> Iterator[None]:
                     if line.strip() and not _TRAINER_BANNER.match(line)]
             if rest:
                 print("\n".join(rest), file=sys.stderr)
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Context manager: run the block with ``torch.set_num_threads(threads)`` (None: unchanged),
-    then restore the previous number of threads."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _announce_training(label: str, cfg: TrainConfig, reason: str) -> None:
@@ -540,7 +503,8 @@ def ensure_run(name: str, cfg: TrainConfig, *, preset: str = "", parent: str | N
     base = derived_dir("models", preset, create=False) / name
     hashed = base.with_name(f"{name}-{config_hash(cfg)}")
     label = f"'{name}' ({preset})"
-    with _lock(base.parent / f".{name}.lock"):
+    base.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(base.parent / f".{name}.lock")):  # two notebooks never train one run at once
         states = {folder: _folder_state(folder, key, cfg.phases()) for folder in (base, hashed)}
         for folder, state in states.items():
             if state == "done":

@@ -26,9 +26,7 @@ Points are float32 tensors of shape (N, 2) in the data's own units (the plane ro
 """
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gmgan.losses import critic_loss, generator_loss, gradient_penalty
+from gmgan.threads import torch_threads
 
 __all__ = [
     "DATASETS",
@@ -298,23 +297,6 @@ def _critic_objective(
     return loss, torch.zeros(())
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one CPU thread, then restore the previous setting.
-
-    The toy networks multiply 256 x 128 matrices: far too little work to split between threads.
-    With several threads each of the ~50 small operations per step pays for waking the others, which
-    made the loop several times slower on a 2-core machine (and dramatically slower when that
-    machine was busy with other processes).
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def train_toy_gan(
     kind: str = "wgan-gp",
     data: str = "8gaussians",
@@ -350,7 +332,8 @@ def train_toy_gan(
     Returns:
         a :class:`ToyRun`.
 
-    The loop runs on one CPU thread (restored afterwards): see :func:`_one_thread`.
+    The loop runs on one CPU thread (restored afterwards): its ~50 operations per step on
+    256 x 128 matrices are far too small to split between threads (see :mod:`gmgan.threads`).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown GAN kind {kind!r}; choose one of {KINDS}")
@@ -361,7 +344,7 @@ def train_toy_gan(
     n_critic = n_critic if n_critic is not None else (1 if kind == "vanilla" else 5)
     if n_critic < 1:
         raise ValueError(f"n_critic must be >= 1, got {n_critic}")
-    with _one_thread():
+    with torch_threads(1):
         return _train(
             kind, data, steps, seed, batch_size, n_critic, hidden, depth, lr, clip, lam, n_eval
         )

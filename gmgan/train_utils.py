@@ -303,6 +303,18 @@ class EMA:
 
 # ---------------------------------------------------------------------- small helpers
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``log.jsonl`` / ``val.jsonl`` file ([] when there is none); a line cut short
+    by a crash is left out."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            rows.append(json.loads(line))
+    return rows
+
+
 def grad_norm(params: list[nn.Parameter]) -> torch.Tensor:
     """The L2 norm of all gradients together (a 0-d tensor; inf or nan if any gradient is)."""
     grads = [p.grad for p in params if p.grad is not None]
@@ -393,15 +405,7 @@ class RunLog:
 
     @staticmethod
     def _rewrite(path: Path, keep_until: int) -> list[dict[str, Any]]:
-        rows = []
-        if path.is_file() and keep_until >= 0:
-            for line in path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except ValueError:  # a line cut short by a crash
-                    continue
-                if row.get("step", 0) <= keep_until:
-                    rows.append(row)
+        rows = [r for r in read_jsonl(path) if r.get("step", 0) <= keep_until] if keep_until >= 0 else []
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         return rows
 
@@ -488,44 +492,35 @@ def validate_model(model: nn.Module, sets: Mapping[str, list], device: torch.dev
     Returns ``({set: {"psnr", "ssim", "gmsd"[, "niqe"]}}, notes)``, notes saying why a metric
     was skipped. ``model`` is put in eval mode and back.
     """
-    from gmgan import metrics
-
-    notes: dict[str, str] = {}
     was_training = model.training
     model.eval()
-    out: dict[str, dict[str, float]] = {}
     try:
-        for name, images in sets.items():
-            scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "gmsd": []}
-            for im in images:
-                sr = super_resolve(model, im.lr, device)
-                hr = im.hr
-                scores["psnr"].append(metrics.psnr(sr, hr, crop_border=scale, grey="as_rgb"))
-                scores["ssim"].append(metrics.ssim(sr, hr, crop_border=scale, grey="as_rgb"))
-                hr3 = np.repeat(hr[:, :, None], 3, axis=2) if hr.ndim == 2 else hr
-                scores["gmsd"].append(metrics.gmsd(sr, hr3))
-                if niqe and "niqe" not in notes:
-                    scores.setdefault("niqe", []).append(_niqe_or_nan(sr, scale, name, im.name, notes))
-            if "niqe" in notes:
-                scores.pop("niqe", None)
-            out[name] = {k: float(np.mean(v)) for k, v in scores.items() if v}
+        return _score_sets(sets, lambda lr: super_resolve(model, lr, device), scale=scale, niqe=niqe)
     finally:
         model.train(was_training)
-    return out, notes
 
 
 def bicubic_scores(sets: Mapping[str, list], *, scale: int, niqe: bool = False) -> dict[str, dict[str, float]]:
     """The same scores for MATLAB-style bicubic upsampling (:func:`gmgan.imresize`): the baseline."""
-    from gmgan import metrics
     from gmgan.resize import imresize
+
+    def upsample(lr: np.ndarray) -> np.ndarray:
+        return imresize(np.repeat(lr[:, :, None], 3, axis=2) if lr.ndim == 2 else lr, scale)
+
+    return _score_sets(sets, upsample, scale=scale, niqe=niqe)[0]
+
+
+def _score_sets(sets: Mapping[str, list], upsample: Callable[[np.ndarray], np.ndarray], *, scale: int,
+                niqe: bool) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+    """The scores of :func:`validate_model` for any ``upsample(lr) -> sr`` (uint8 RGB images)."""
+    from gmgan import metrics
 
     notes: dict[str, str] = {}
     out = {}
     for name, images in sets.items():
         scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "gmsd": []}
         for im in images:
-            lr = np.repeat(im.lr[:, :, None], 3, axis=2) if im.lr.ndim == 2 else im.lr
-            sr = imresize(lr, scale)
+            sr = upsample(im.lr)
             hr = im.hr
             scores["psnr"].append(metrics.psnr(sr, hr, crop_border=scale, grey="as_rgb"))
             scores["ssim"].append(metrics.ssim(sr, hr, crop_border=scale, grey="as_rgb"))
@@ -536,7 +531,7 @@ def bicubic_scores(sets: Mapping[str, list], *, scale: int, niqe: bool = False) 
         if "niqe" in notes:
             scores.pop("niqe", None)
         out[name] = {k: float(np.mean(v)) for k, v in scores.items() if v}
-    return out
+    return out, notes
 
 
 def _niqe_or_nan(img: np.ndarray, scale: int, set_name: str, image_name: str, notes: dict[str, str]) -> float:

@@ -12,7 +12,8 @@ ground truth. It shows itself twice over, so that it works wherever a notebook i
 
 The static view's metrics are those of the whole image (with the usual border shave); the live view's
 are those of the visible region. Plot helpers (:func:`show_images`, :func:`diff_map`,
-:func:`show_diff`, :func:`plot_curves`, :func:`show_gms_map`) return matplotlib figures.
+:func:`show_diff`, :func:`plot_curves`, :func:`show_gms_map`) return matplotlib figures;
+:func:`markdown_table` returns a table for display.
 
 matplotlib and ipywidgets are imported only when a function needs them, so ``import gmgan.viz`` is cheap.
 Only notebooks import this module; the rest of the package never does.
@@ -38,6 +39,7 @@ __all__ = [
     "compare",
     "diff_map",
     "display_scale",
+    "markdown_table",
     "plot_curves",
     "png_data_uri",
     "show_diff",
@@ -815,3 +817,20 @@ def show_gms_map(gms: Any, *, title: str = "GMS map", ax=None, cmap: str = "viri
     ax.set_title(f"{title}\nGMSM {arr.mean():.4f}, GMSD {std:.4f}", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="GMS")
     return fig
+
+
+def markdown_table(header: Sequence[Any], rows: Sequence[Sequence[Any]], *, caption: str = ""):
+    """A table as ``IPython.display.Markdown``: rendered as a table both in a live notebook and in
+    the book, and compared as text by nbval.
+
+    Args:
+        header: the column titles.
+        rows: one sequence of cells per row (anything; ``str()`` of each is written as it is, so
+            format numbers before, e.g. ``f"{psnr:.2f}"``).
+        caption: an optional paragraph above the table (Markdown).
+    """
+    from IPython.display import Markdown
+
+    lines = ["| " + " | ".join(str(c) for c in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return Markdown((f"{caption}\n\n" if caption else "") + "\n".join(lines))

@@ -292,3 +292,11 @@ def test_import_is_light():
             "print(any(m in sys.modules for m in ('matplotlib', 'ipywidgets', 'IPython')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_markdown_table_renders_a_table_with_a_caption():
+    table = viz.markdown_table(["model", "PSNR (dB)"], [("bicubic", "28.43"), ("GMGAN", 26.7)],
+                               caption="**Set5**")
+    assert table.data == ("**Set5**\n\n| model | PSNR (dB) |\n|---|---|\n"
+                          "| bicubic | 28.43 |\n| GMGAN | 26.7 |")
+    assert viz.markdown_table(["a"], []).data == "| a |\n|---|"

@@ -81,13 +81,13 @@ def _matlab_lr(name: str, hr_files: list[Path], scale: int) -> dict[str, Path]:
     ``derived_dir("benchmark", name, "LR_matlab", "X<scale>")``. ``index.json`` there records the
     size and mtime of each HR file, so a changed HR image is resized again; only the images asked
     for are made (``limit`` stays cheap)."""
-    from gmgan.data.prepare import one_torch_thread
     from gmgan.imageio import read_image, write_image
     from gmgan.resize import imresize, modcrop
+    from gmgan.threads import torch_threads
 
     out_dir = derived_dir("benchmark", name, "LR_matlab", f"X{scale}")
     index_path = out_dir / "index.json"
-    with FileLock(str(out_dir / ".lock")), one_torch_thread():
+    with FileLock(str(out_dir / ".lock")), torch_threads(1):
         try:
             index = json.loads(index_path.read_text())
         except (OSError, ValueError):

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -32,6 +31,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gmgan.cache import derived_dir
+from gmgan.threads import torch_threads
 
 __all__ = ["PreparedSet", "build_once", "dihedral", "DIHEDRAL_NAMES", "extract_subimages", "make_lr",
            "dihedral_augment", "prepare_training_set", "image_size", "crop_starts"]
@@ -163,21 +163,6 @@ def _warn_skipped(step: str, src: Path, skipped: list[list[str]], total: int) ->
                       + (" ..." if len(skipped) > 3 else ""), stacklevel=3)
 
 
-@contextmanager
-def one_torch_thread():
-    """Run the block with one torch CPU thread (restored afterwards).
-
-    Preparing a set is thousands of small resizes; torch's thread pool gains little on them and,
-    on a CPU shared with other jobs, its waiting threads made ``imresize`` of a 480x320 image
-    ~18x slower (350 ms with 2 threads vs 19 ms with 1, measured on a busy 2-core machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def _valid_marker(dst: Path, record: dict) -> dict | None:
     """The marker of ``dst`` if it was made from the same inputs and its outputs all exist."""
     try:
@@ -213,7 +198,7 @@ def _cached_build(dst: Path, record: dict, produce: Produce) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
-            with one_torch_thread():
+            with torch_threads(1):  # thousands of small resizes: see gmgan.threads
                 outputs, skipped = produce(tmp)
             done = dict(record, outputs=outputs, skipped=skipped, count=len(outputs))
             (tmp / MARKER).write_text(json.dumps(done, indent=1))
