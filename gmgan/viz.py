@@ -711,6 +711,15 @@ def diff_map(a: Any, b: Any) -> np.ndarray:
     return d.max(axis=-1) if d.ndim == 3 else d
 
 
+def _map_axes(shape: tuple[int, ...], ax):
+    """``(figure, axes)`` for drawing an H x W map with a colour bar: ``ax``'s own figure, or a new
+    figure about 4 inches on its longer side (plus room for the colour bar)."""
+    if ax is not None:
+        return ax.figure, ax
+    h, w = shape[:2]
+    return _pyplot().subplots(figsize=(4.0 * w / max(h, w) + 1.0, 4.0 * h / max(h, w)))
+
+
 def show_diff(a: Any, b: Any, *, title: str = "", vmax: float | None = None, ax=None, cmap: str = "magma"):
     """Draw :func:`diff_map` of two images with a colour bar in grey levels.
 
@@ -725,12 +734,7 @@ def show_diff(a: Any, b: Any, *, title: str = "", vmax: float | None = None, ax=
         the matplotlib Figure.
     """
     d = diff_map(a, b)
-    plt = _pyplot()
-    if ax is None:
-        h, w = d.shape
-        fig, ax = plt.subplots(figsize=(4.0 * w / max(h, w) + 1.0, 4.0 * h / max(h, w)))
-    else:
-        fig = ax.figure
+    fig, ax = _map_axes(d.shape, ax)
     im = ax.imshow(d, cmap=cmap, vmin=0, vmax=vmax if vmax is not None else max(float(d.max()), 1.0),
                    interpolation="nearest")
     ax.axis("off")
@@ -805,12 +809,7 @@ def show_gms_map(gms: Any, *, title: str = "GMS map", ax=None, cmap: str = "viri
     arr = np.asarray(arr, dtype=np.float64).squeeze()
     if arr.ndim != 2:
         raise ValueError(f"show_gms_map: expected an HxW map, got shape {np.shape(gms)}")
-    plt = _pyplot()
-    if ax is None:
-        h, w = arr.shape
-        fig, ax = plt.subplots(figsize=(4.0 * w / max(h, w) + 1.0, 4.0 * h / max(h, w)))
-    else:
-        fig = ax.figure
+    fig, ax = _map_axes(arr.shape, ax)
     im = ax.imshow(arr, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.axis("off")
     std = arr.std(ddof=1) if arr.size > 1 else 0.0
