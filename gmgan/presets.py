@@ -75,6 +75,8 @@ class TrainConfig:
     train_set: str = _f("samples", "training set: a registry name (T91, BSDS200, DIV2K, ...) or a folder of HR images")
     subimages: bool | None = _f(None, "cut large images into 480 px sub-images first (None: only for DIV2K-sized images)")
     augment8: bool = _f(False, "offline 8x dihedral augmentation of the training set (the paper's 'augmentation')")
+    augment: bool = _f(True, "on-the-fly augmentation: a random rotation/flip of every patch (BasicSR's default); "
+                             "off, the plain and the offline 8x set differ as in the paper's Table 3")
     val_sets: tuple[str, ...] = _f(("Set5", "Set14"), "benchmark sets for validation (empty: none)")
     val_limit: int | None = _f(None, "validate on the first N images of each set (None: all)")
     scale: int = _f(4, "upscaling factor (2 or 4)")

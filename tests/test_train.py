@@ -309,3 +309,44 @@ def test_ddp_on_two_processes_matches_one_process(tmp_path):
         torch.testing.assert_close(r0[k], ref[k], rtol=0, atol=1e-5)
     ddp_mse = [r["mse"] for r in log]
     assert ddp_mse == pytest.approx([r["mse"] for r in single.history], rel=1e-5)
+
+
+# ---------------------------------------------------------------------- the critic's optimiser
+
+
+def _critic_trajectory(weight: float, eps: float | None, steps: int = 12) -> list[torch.Tensor]:
+    """Train a small critic for ``steps`` WGAN-GP updates on fixed batches with the loss
+    multiplied by ``weight``; Adam's eps is ``eps`` (None: ``train.critic_optimizer``)."""
+    from gmgan.losses import GMGANLoss
+    from gmgan.nets import Discriminator
+
+    torch.manual_seed(0)
+    D = Discriminator(3, num_feat=8, input_size=32)
+    cfg = apply_overrides(TrainConfig(name="c", **TINY), {"delta": weight, "gan_lr": 1e-4})
+    opt = (train_mod.critic_optimizer(D, cfg) if eps is None else
+           torch.optim.Adam(D.parameters(), lr=cfg.gan_lr, betas=cfg.gan_betas, eps=eps))
+    loss_fn = GMGANLoss(delta=weight, perceptual=False)
+    data = torch.Generator().manual_seed(1)
+    for step in range(steps):
+        hr = torch.rand(4, 3, 32, 32, generator=data)
+        sr = (hr + 0.1 * torch.randn(4, 3, 32, 32, generator=data)).clamp(0, 1)
+        loss, _ = loss_fn.critic(D, sr, hr, generator=torch.Generator().manual_seed(step))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return [p.detach().clone() for p in D.parameters()]
+
+
+def test_critic_optimizer_makes_the_delta_weighted_critic_learn_like_the_unweighted_one():
+    """l_D = delta * l_DA with Adam eps * delta follows the trajectory of l_DA with the default
+    eps (Adam is invariant to a constant loss factor except through eps); the default eps on the
+    delta-weighted loss does not: most critic gradients are then below eps."""
+    delta = 5e-3
+    reference = _critic_trajectory(1.0, train_mod.ADAM_EPS)
+    ours = _critic_trajectory(delta, None)
+    for a, b in zip(ours, reference):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    naive = _critic_trajectory(delta, train_mod.ADAM_EPS)
+    moved_ref = sum(float((b - a0).abs().sum()) for a0, b in zip(_critic_trajectory(1.0, 1e-8, steps=0), reference))
+    moved_naive = sum(float((b - a0).abs().sum()) for a0, b in zip(_critic_trajectory(1.0, 1e-8, steps=0), naive))
+    assert moved_naive < 0.9 * moved_ref  # the unscaled eps damps the critic's steps
