@@ -89,7 +89,7 @@ _MECHANICS = frozenset({"name", "out_dir", "resume", "device", "num_workers", "p
                         "ckpt_every", "keep_last", "on_save_error", "max_bad_steps"})
 # Fields that only one phase reads: left out of the key of a run without that phase.
 _PRETRAIN_ONLY = frozenset({"pretrain_iters", "pretrain_lr", "pretrain_lr_halve_every", "pretrain_betas"})
-_GAN_ONLY = frozenset({"gan_iters", "gan_lr", "gan_lr_halve_every", "gan_betas", "pretrained_g", "n_critic",
+_GAN_ONLY = frozenset({"gan_iters", "gan_lr", "critic_lr", "gan_lr_halve_every", "gan_betas", "pretrained_g", "n_critic",
                        "alpha", "beta", "gamma", "delta", "lam", "perceptual_layer", "perceptual_weights",
                        "d_num_feat", "d_norm"})
 

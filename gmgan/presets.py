@@ -100,6 +100,7 @@ class TrainConfig:
     # -- phase 2: GAN with the GMGAN losses
     gan_iters: int = _f(400_000, "phase-2 generator updates (ESRGAN: 4e5)")
     gan_lr: float = _f(2e-4, "phase-2 Adam learning rate (generator and critic)")
+    critic_lr: float | None = _f(None, "the critic's phase-2 learning rate if it differs from gan_lr (None: gan_lr, as the paper)")
     gan_lr_halve_every: int = _f(100_000, "halve the phase-2 learning rates every N updates")
     gan_betas: tuple[float, float] = _f((0.0, 0.9), "phase-2 Adam betas (paper, after WGAN-GP)")
     pretrained_g: str | None = _f(None, "phase-2 initial generator (default: <out_dir>/pretrain/G_ema.safetensors)")
@@ -150,6 +151,8 @@ class TrainConfig:
             _check(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
         for name in ("pretrain_lr", "gan_lr"):
             _check(0 < getattr(self, name) < 1, name, getattr(self, name), "in (0, 1)")
+        _check(self.critic_lr is None or 0 < self.critic_lr < 1, "critic_lr", self.critic_lr,
+               "None (gan_lr) or in (0, 1)")
         for name in ("alpha", "beta", "gamma", "delta", "lam"):
             _check(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
         for name in ("pretrain_betas", "gan_betas"):

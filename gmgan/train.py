@@ -160,7 +160,8 @@ def critic_optimizer(D: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
     loss unweighted), while l_D stays the paper's delta * l_DA in the logs.
     """
     eps = ADAM_EPS * cfg.delta if cfg.delta > 0 else ADAM_EPS
-    return torch.optim.Adam(D.parameters(), lr=cfg.gan_lr, betas=cfg.gan_betas, eps=eps)
+    lr = cfg.gan_lr if cfg.critic_lr is None else cfg.critic_lr
+    return torch.optim.Adam(D.parameters(), lr=lr, betas=cfg.gan_betas, eps=eps)
 
 
 def training_patches(cfg: TrainConfig, env: Env, seed: int):
