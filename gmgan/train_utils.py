@@ -486,8 +486,9 @@ def validate_model(model: nn.Module, sets: Mapping[str, list], device: torch.dev
     its parameter file is available).
 
     PSNR/SSIM on the Y channel with a ``scale``-pixel border removed (:mod:`gmgan.metrics`);
-    grey images (Set14 ``bridge``) go through the model as R = G = B and are scored with
-    ``grey="as_rgb"``, the GMGAN paper's convention (bicubic Set14: 26.09 dB).
+    grey images (Set14 ``bridge``) go through the model as R = G = B and are scored as R = G = B
+    (:data:`gmgan.metrics.GREY_DEFAULT`, as ``gmgan eval`` does), the GMGAN paper's convention
+    (bicubic Set14: 26.09 dB).
 
     Returns ``({set: {"psnr", "ssim", "gmsd"[, "niqe"]}}, notes)``, notes saying why a metric
     was skipped. ``model`` is put in eval mode and back.
@@ -522,8 +523,8 @@ def _score_sets(sets: Mapping[str, list], upsample: Callable[[np.ndarray], np.nd
         for im in images:
             sr = upsample(im.lr)
             hr = im.hr
-            scores["psnr"].append(metrics.psnr(sr, hr, crop_border=scale, grey="as_rgb"))
-            scores["ssim"].append(metrics.ssim(sr, hr, crop_border=scale, grey="as_rgb"))
+            scores["psnr"].append(metrics.psnr(sr, hr, crop_border=scale, grey=metrics.GREY_DEFAULT))
+            scores["ssim"].append(metrics.ssim(sr, hr, crop_border=scale, grey=metrics.GREY_DEFAULT))
             hr3 = np.repeat(hr[:, :, None], 3, axis=2) if hr.ndim == 2 else hr
             scores["gmsd"].append(metrics.gmsd(sr, hr3))
             if niqe and "niqe" not in notes:
