@@ -120,6 +120,25 @@ def test_mixed_precision_and_channels_last_run(tmp_path, amp):
     assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in weights.values())
 
 
+def test_fp16_gradient_penalty_gets_the_critics_grad_scaler(tmp_path, monkeypatch):
+    """Under fp16 the critic's GradScaler reaches the gradient penalty (PyTorch's AMP recipe,
+    tests/test_losses.py), and the first steps are not lost to an fp16 overflow of it."""
+    import gmgan.losses as losses_mod
+
+    seen = []
+    real_penalty = losses_mod.gradient_penalty
+
+    def spy(*args, scaler=None, **kwargs):
+        seen.append(scaler)
+        return real_penalty(*args, scaler=scaler, **kwargs)
+
+    monkeypatch.setattr(losses_mod, "gradient_penalty", spy)
+    result = train(tiny(tmp_path, amp="fp16", pretrain_iters=1, gan_iters=2))
+    assert len(seen) == 2 and all(s is not None and s.is_enabled() for s in seen)
+    assert [r["bad_in_a_row"] for r in result.history if r["phase"] == "gan"] == [0, 0]
+    assert all(np.isfinite(r["gp"]) for r in result.history if r["phase"] == "gan")
+
+
 def test_gan_starts_from_the_pretrained_ema_generator(tmp_path):
     result = train(tiny(tmp_path, pretrain_iters=2, gan_iters=0))
     start, ema = _weights(result.weights["gan"]["G"]), _weights(result.weights["pretrain"]["G_ema"])
