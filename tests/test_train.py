@@ -1,6 +1,7 @@
 """The trainer: end-to-end runs, exact resume, the NaN guard, EMA, the data order, DDP (gloo)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -277,6 +278,46 @@ def test_run_on_t91_with_validation(tmp_path, data_dir):
     val_lines = (tmp_path / "run" / "gan" / "val.jsonl").read_text().splitlines()
     assert len(val_lines) == len([r for r in result.validation if r["phase"] == "gan"])
     assert load_generator(result.generator).num_block == 1
+
+
+HOLD_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from gmgan.train_utils import RunFolderLock
+
+    lock = RunFolderLock(sys.argv[1]).acquire()
+    print("held", flush=True)
+    time.sleep(600)
+""")
+
+
+def test_one_trainer_per_run_folder(tmp_path):
+    """A trainer on a run folder that another process holds is refused before it writes
+    anything, and the error names that process (pid, host); in one process a second lock is
+    refused too. After kill -9 of the holder, its lock file does not block the folder."""
+    import socket
+
+    cfg = tiny(tmp_path, name="held", phase="pretrain", pretrain_iters=1)
+    run = cfg.run_dir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_SCRIPT, str(run)], stdout=subprocess.PIPE,
+                              text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(tu.RunFolderBusy) as refused:
+            train(cfg)
+        message = str(refused.value)
+        assert f"pid {holder.pid} on host {socket.gethostname()}" in message, message
+        assert str(run) in message and "--resume" in message
+        assert not (run / "config.yaml").exists() and not (run / "pretrain").exists()
+    finally:
+        holder.kill()  # SIGKILL: no clean-up in the holder
+        holder.wait()
+    assert (run / tu.RunFolderLock.FILE_NAME).read_text()  # the dead holder's note is still there
+    result = train(cfg)
+    assert result.weights["pretrain"]["G"].is_file()
+    # the same process, e.g. a notebook that trains in a thread
+    with tu.RunFolderLock(run), pytest.raises(tu.RunFolderBusy, match="this process"):
+        train(dataclasses.replace(cfg, resume=True))
+    train(dataclasses.replace(cfg, resume=True))  # released on leaving the block
 
 
 # ---------------------------------------------------------------------- several processes
