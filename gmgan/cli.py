@@ -204,6 +204,7 @@ def _named_weights(items: Sequence[str]) -> dict[str, str]:
 def cmd_eval(args: argparse.Namespace) -> int:
     """``gmgan eval``: print the Table-1 style table; optionally write CSV / JSON."""
     from gmgan.evaluate import BICUBIC, evaluate
+    from gmgan.metrics import GREY_DEFAULT
 
     models: dict[str, Any] = {} if args.no_bicubic else {BICUBIC: None}
     for name, path in _named_weights(args.weights or []).items():
@@ -213,7 +214,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not models:
         raise ValueError("nothing to evaluate: give --weights, or drop --no-bicubic")
     result = evaluate(models, sets=args.sets, metrics=args.metrics, limit=args.limit,
-                      device=args.device, tile=args.tile, grey=args.grey, lr=args.lr,
+                      device=args.device, tile=args.tile, grey=args.grey or GREY_DEFAULT, lr=args.lr,
                       progress=args.progress)
     print(result.to_table(layout=args.layout, published="table1" if args.published else None))
     if args.csv:
@@ -540,9 +541,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=_count(1), default=None,
                    help="tile side in LR pixels (default: whole image)")
     p.add_argument("--device", default=None, help="where models run (default: cuda if available)")
-    p.add_argument("--grey", choices=["as_y", "as_rgb"], default="as_y",
-                   help="single-channel images (Set14 bridge) in PSNR/SSIM: as Y (ESRGAN) or "
-                        "as RGB (GMGAN)")
+    # default None: gmgan.metrics.GREY_DEFAULT, resolved in cmd_eval (building the parser
+    # imports no torch)
+    p.add_argument("--grey", choices=["as_rgb", "as_y"], default=None,
+                   help="single-channel images (Set14 bridge) in PSNR/SSIM: as_rgb = as R = G = B "
+                        "(the default, as in training validation; GMGAN's Table 1) or as_y = as Y "
+                        "(ESRGAN); the table's caption names it")
     p.add_argument("--lr", choices=["dataset", "matlab"], default="dataset",
                    help="LR inputs: the sets' own files, or MATLAB-exact bicubic for every set")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,

@@ -6,7 +6,9 @@ crop, GMSD, NIQE and PI with PIRM's ``scale``-pixel crop), keeps the per-image v
 them per set. The result, :class:`EvalResult`, writes CSV / JSON and formats the table.
 
 The bicubic baseline is MATLAB's ``imresize(LR, 4, 'bicubic')`` (:func:`gmgan.resize.imresize`),
-the definition the published bicubic rows use. Metrics whose model files are not available offline
+the definition the published bicubic rows use. The grey Set14 image (bridge) enters PSNR / SSIM as
+R = G = B (:data:`gmgan.metrics.GREY_DEFAULT`, as in training validation), the convention that
+reproduces the paper's bicubic Set14 (26.09 dB against its 26.10); tables say which was used. Metrics whose model files are not available offline
 (NIQE without its parameter file, PI without Ma et al.'s NRQM model) are reported as unavailable,
 with the reason, instead of stopping the evaluation.
 """
@@ -24,12 +26,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from gmgan.metrics import GREY_DEFAULT
+
 __all__ = ["BICUBIC", "METRICS", "PAPER_TABLE1", "PAPER_TABLE2", "PAPER_TABLE3", "EvalResult", "evaluate"]
 
 BICUBIC = "Bicubic"
 
 #: The metrics :func:`evaluate` knows; higher is better for psnr and ssim, lower for the others.
 METRICS = ("psnr", "ssim", "gmsd", "niqe", "pi")
+
+#: How each ``grey`` convention of :mod:`gmgan.metrics` is named in table captions.
+GREY_CAPTIONS = {"as_rgb": "grey images as R = G = B", "as_y": "grey images as Y"}
 
 #: Table 1 of Zhu et al. (2020), x4: {method: {set: (PI, SSIM, PSNR dB)}} (see PAPER.md).
 PAPER_TABLE1: dict[str, dict[str, tuple[float, float, float]]] = {
@@ -91,6 +98,8 @@ class EvalResult:
         counts: ``{(method, set): number of images}``.
         methods, sets, metrics: the evaluation's order, for tables.
         scale: the upscaling factor.
+        grey: how single-channel images entered PSNR / SSIM (``"as_rgb"`` or ``"as_y"``, see
+            :mod:`gmgan.metrics`); table captions name it.
     """
 
     rows: dict[tuple[str, str, str], float] = field(default_factory=dict)
@@ -101,6 +110,7 @@ class EvalResult:
     sets: list[str] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
     scale: int = 4
+    grey: str = GREY_DEFAULT
 
     def mean(self, method: str, set_name: str, metric: str) -> float | None:
         """The set mean of a metric, or None when it was not measured."""
@@ -156,7 +166,7 @@ class EvalResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with everything (means, per-image scores, unavailable metrics)."""
         return {
-            "scale": self.scale, "methods": self.methods, "sets": self.sets,
+            "scale": self.scale, "grey": self.grey, "methods": self.methods, "sets": self.sets,
             "metrics": self.metrics,
             "rows": [{"method": m, "set": s, "metric": k, "mean": v,
                       "n": self.counts.get((m, s), 0)}
@@ -184,13 +194,14 @@ class EvalResult:
             unavailable=dict(data["unavailable"]),
             counts={(c["method"], c["set"]): int(c["n"]) for c in data["counts"]},
             methods=list(data["methods"]), sets=list(data["sets"]), metrics=list(data["metrics"]),
-            scale=int(data["scale"]),
+            scale=int(data["scale"]), grey=str(data.get("grey", GREY_DEFAULT)),
         )
 
     # -- tables ----------------------------------------------------------------------------
 
     def to_table(self, layout: str = "paper", *, published: Published | str | None = None) -> str:
-        """The result as a plain-text table.
+        """The result as a plain-text table, under a caption that says how it was measured
+        (PSNR in dB, on Y with a ``scale``-pixel border; how grey images entered, :attr:`grey`).
 
         Args:
             layout: ``"paper"``: rows = methods, columns = sets, each cell ``PI / SSIM / PSNR``
@@ -247,12 +258,19 @@ class EvalResult:
             return " | ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
 
         rule = "-+-".join("-" * w for w in widths)
-        caption = f"x{self.scale} super-resolution, each cell {' / '.join(parts)} (PSNR in dB)"
+        caption = (f"x{self.scale} super-resolution, each cell {' / '.join(parts)} "
+                   f"({self._measured_as()})")
         notes = [f"{m.upper()} unavailable: {why}" for m, why in self.unavailable.items()]
         return "\n".join([caption, line(header), line(sub), rule] + [line(r) for r in body] + notes)
 
+    def _measured_as(self) -> str:
+        """The caption's conventions: PSNR's unit, the Y channel and border, grey images."""
+        grey = GREY_CAPTIONS.get(self.grey, f"grey={self.grey}")
+        return f"PSNR in dB; PSNR and SSIM on Y, {self.scale}-pixel border, {grey}"
+
     def _long_table(self) -> str:
-        lines = [f"{'method':<16} {'set':<10} {'metric':<6} {'mean':>10} {'n':>4}"]
+        lines = [f"x{self.scale} super-resolution ({self._measured_as()})",
+                 f"{'method':<16} {'set':<10} {'metric':<6} {'mean':>10} {'n':>4}"]
         for method in self.methods:
             for set_name in self.sets:
                 n = self.counts.get((method, set_name), 0)
@@ -340,7 +358,7 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
              sets: Iterable[str] = ("Set5", "Set14", "BSD100"),
              metrics: Iterable[str] = ("psnr", "ssim", "gmsd"), *,
              scale: int = 4, limit: int | None = None, device: str | torch.device | None = None,
-             tile: int | None = None, grey: str = "as_y", lr: str = "dataset",
+             tile: int | None = None, grey: str = GREY_DEFAULT, lr: str = "dataset",
              progress: bool = False) -> EvalResult:
     """Score super-resolution methods on benchmark sets.
 
@@ -359,9 +377,10 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
         device: where models run (None: CUDA if available for checkpoint paths; a module stays
             where it is).
         tile: tile side in LR pixels for :func:`gmgan.infer.upscale` (None: whole images).
-        grey: how single-channel images (Set14 ``bridge``) enter PSNR / SSIM: ``"as_y"`` (the
-            ESRGAN / EDSR convention, Set14 bicubic 26.00 dB) or ``"as_rgb"`` (GMGAN's Table 1,
-            26.10 dB); see :mod:`gmgan.metrics`.
+        grey: how single-channel images (Set14 ``bridge``) enter PSNR / SSIM: ``"as_rgb"`` (the
+            default, as everywhere in gmgan: R = G = B, GMGAN's Table 1, Set14 bicubic 26.09 dB
+            against the published 26.10) or ``"as_y"`` (the ESRGAN / EDSR convention, 25.99 dB
+            against 26.00); see :mod:`gmgan.metrics`.
         lr: ``"dataset"`` (the sets' own LR files, as published results use) or ``"matlab"``
             (MATLAB-exact bicubic LR for every set); see :func:`gmgan.data.load_benchmark`.
         progress: show a tqdm progress bar on stderr.
@@ -379,10 +398,12 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
     sets = list(sets)
     if not sets or not metrics:
         raise ValueError("evaluate: give at least one set and one metric")
+    if grey not in GREY_CAPTIONS:
+        raise ValueError(f"evaluate: grey must be one of {', '.join(GREY_CAPTIONS)}, got {grey!r}")
     resolved = _resolve_models(models, device)
     functions = _metric_functions(scale, grey)
     unavailable_errors = _unavailable_errors()
-    result = EvalResult(methods=list(resolved), sets=sets, metrics=metrics, scale=scale)
+    result = EvalResult(methods=list(resolved), sets=sets, metrics=metrics, scale=scale, grey=grey)
 
     data = {s: load_benchmark(s, scale=scale, limit=limit, lr=lr) for s in sets}
     total = sum(len(v) for v in data.values()) * len(resolved)

@@ -35,6 +35,7 @@ from gmgan.color import luminance
 
 __all__ = [
     "GMSD_C",
+    "GP_MAX_INNER_SCALE",
     "VGG19_LAYERS",
     "GMGANLoss",
     "PerceptualLoss",
@@ -549,12 +550,21 @@ def generator_loss(d_fake: Tensor) -> Tensor:
     return -d_fake.float().mean()
 
 
+#: The largest factor by which :func:`gradient_penalty` scales the critic's scores before taking
+#: the inner gradient under fp16. The first fp16 operation of that backward pass receives the
+#: factor itself as its gradient, so GradScaler's initial scale 2**16 would overflow fp16 (largest
+#: value 65504) on every run's first critic step; 2**14 leaves a factor 4 of headroom there and
+#: still lifts values down to 4e-9 into fp16's normal range (smallest 6.1e-5).
+GP_MAX_INNER_SCALE = 2.0**14
+
+
 def gradient_penalty(
     critic: Callable[[Tensor], Tensor],
     real: Tensor,
     fake: Tensor,
     lam: float = 10.0,
     generator: torch.Generator | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> Tensor:
     """WGAN-GP penalty (Gulrajani et al., 2017; eq. 11): lam * E[(||grad_x D(x_hat)||_2 - 1)^2].
 
@@ -565,14 +575,22 @@ def gradient_penalty(
     taken with ``create_graph=True`` so the penalty can be backpropagated into the critic, and its
     norm is computed in float32, so the function also works with the critic under autocast.
 
+    fp16 (PyTorch's AMP examples, "Gradient penalty"): pass the GradScaler that scales the
+    critic's loss. The inner gradient is then taken of the scores times the scaler's scale
+    (capped at :data:`GP_MAX_INNER_SCALE`), so that its backward pass in fp16 does not flush small
+    values to zero, and divided by that factor before the norm: the penalty is the unscaled one.
+    If the scaled gradient overflows, the penalty is inf; GradScaler then skips the critic's step
+    and lowers its scale, as it does for any overflow. A disabled scaler (no fp16) is ignored.
+
     Args:
         critic: maps (N, C, H, W) -> (N,) or (N, 1) scores.
         real, fake: float (N, C, H, W) tensors of one shape (HR and SR images in [0, 1]).
         lam: penalty weight lambda (10 in the paper).
         generator: optional torch.Generator for alpha (reproducible penalties).
+        scaler: the critic's ``torch.amp.GradScaler`` under fp16 autocast, else None.
 
     Returns:
-        float32 scalar >= 0.
+        float32 scalar >= 0 (inf after an fp16 overflow of the scaled inner gradient).
     """
     if real.shape != fake.shape:
         raise ValueError(
@@ -583,7 +601,14 @@ def gradient_penalty(
     device = generator.device if generator is not None else real.device
     alpha = torch.rand(shape, generator=generator, device=device).to(real.device, real.dtype)
     x_hat = (alpha * real.detach() + (1.0 - alpha) * fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).float().sum(), x_hat, create_graph=True)
+    scores = critic(x_hat).float().sum()
+    if scaler is not None and scaler.is_enabled():
+        # The scale as a tensor on the device (no host sync), capped (see GP_MAX_INNER_SCALE).
+        scale = scaler.scale(torch.ones((), device=scores.device)).clamp(max=GP_MAX_INNER_SCALE)
+        (grad,) = torch.autograd.grad(scores * scale, x_hat, create_graph=True)
+        grad = grad.float() / scale
+    else:
+        (grad,) = torch.autograd.grad(scores, x_hat, create_graph=True)
     norm = torch.linalg.vector_norm(grad.float().flatten(1), dim=1)
     return lam * (norm - 1.0).square().mean()
 
@@ -675,16 +700,18 @@ class GMGANLoss(nn.Module):
         sr: Tensor,
         hr: Tensor,
         generator: torch.Generator | None = None,
+        scaler: torch.amp.GradScaler | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """l_D = delta * (E[D(sr)] - E[D(hr)] + lam*GP) (eqs. 2 and 11); sr is detached here.
 
         terms: "wasserstein" = E[D(hr)] - E[D(sr)] (the critic's distance estimate), "gp" = the
-        weighted penalty lam*E[(||grad||-1)^2] as added, and "total". ``generator`` seeds alpha.
+        weighted penalty lam*E[(||grad||-1)^2] as added, and "total". ``generator`` seeds alpha;
+        ``scaler`` is the critic's GradScaler under fp16 (see :func:`gradient_penalty`).
         """
         sr = sr.detach()
         d_real, d_fake = critic(hr), critic(sr)
         wgan = critic_loss(d_real, d_fake)
-        gp = gradient_penalty(critic, hr, sr, lam=self.lam, generator=generator)
+        gp = gradient_penalty(critic, hr, sr, lam=self.lam, generator=generator, scaler=scaler)
         total = self.delta * (wgan + gp)
         terms = {"wasserstein": (-wgan).detach(), "gp": gp.detach(), "total": total.detach()}
         return total, terms

@@ -15,11 +15,15 @@ value per image.
 
 Grey images (Set14 ``bridge`` is a single-channel PNG) have no single convention; ``grey`` chooses:
 
-* ``"as_y"`` (default): the grey values are the luminance: Y = v (0..255) is compared directly.
-  Bicubic x4 Set14 then computes to 25.99 dB / 0.7029, the ESRGAN / EDSR figure (26.00 / 0.7027).
-* ``"as_rgb"``: grey is RGB with R = G = B = v, so Y = 16 + 219 v / 255. This compresses the range by
-  219/255 and raises PSNR by 20 log10(255/219) = 1.32 dB on bridge: Set14 bicubic becomes
-  26.09 dB / 0.7048, close to the GMGAN paper's 26.10.
+* ``"as_rgb"`` (default, :data:`GREY_DEFAULT`): grey is RGB with R = G = B = v, so
+  Y = 16 + 219 v / 255, as when the image is read as RGB. Bicubic x4 Set14 computes to
+  26.09 dB / 0.7048, the GMGAN paper's 26.10 (its Table 1 is what this package reproduces).
+* ``"as_y"``: the grey values are the luminance: Y = v (0..255) is compared directly. This widens the
+  range by 255/219 and lowers PSNR by 20 log10(255/219) = 1.32 dB on bridge: Set14 bicubic becomes
+  25.99 dB / 0.7029, the ESRGAN / EDSR figure (26.00 / 0.7027).
+
+:data:`GREY_DEFAULT` is the one default of the whole package: :func:`gmgan.evaluate.evaluate`,
+``gmgan eval`` and the trainer's validation use it too, and evaluation tables name it.
 
 Other published settings: the bicubic baselines quoted in most SR papers (Set5 28.42 / 0.8104) come
 from MATLAB scripts that round Y to uint8 and resize the Y channel alone; ``round_y=True`` gives
@@ -43,6 +47,7 @@ from gmgan.cache import data_dir
 from gmgan.color import YCBCR_MATRIX, YCBCR_OFFSET
 
 __all__ = [
+    "GREY_DEFAULT",
     "NIQE_MODEL_FILE",
     "NRQM_MODEL_FILE",
     "MissingModelFile",
@@ -55,6 +60,10 @@ __all__ = [
 
 Image = np.ndarray | torch.Tensor
 Grey = Literal["as_y", "as_rgb"]
+
+#: How a single-channel image enters PSNR / SSIM unless told otherwise, everywhere in gmgan (these
+#: functions, gmgan.evaluate, ``gmgan eval``, training validation): as R = G = B (module docstring).
+GREY_DEFAULT: Grey = "as_rgb"
 
 NIQE_MODEL_FILE = "niqe_modelparameters.mat"
 NRQM_MODEL_FILE = "NRQM_model.mat"
@@ -142,7 +151,7 @@ def _result(values: np.ndarray, device: torch.device | None) -> float | torch.Te
 # PSNR and SSIM
 
 def psnr(sr: Image, hr: Image, crop_border: int = 4, y_channel: bool = True, *,
-         grey: Grey = "as_y", round_y: bool = False) -> float | torch.Tensor:
+         grey: Grey = GREY_DEFAULT, round_y: bool = False) -> float | torch.Tensor:
     """Peak signal-to-noise ratio in dB, peak 255, as SR papers report it.
 
     Args:
@@ -150,7 +159,8 @@ def psnr(sr: Image, hr: Image, crop_border: int = 4, y_channel: bool = True, *,
             (float arrays in [0, 1]), or float tensors (N, 3|1, H, W) in [0, 1].
         crop_border: pixels removed from each side before measuring (the scale factor, 4, by custom).
         y_channel: measure the Y of BT.601 YCbCr (16..235, float); False: all channels on 0..255.
-        grey: how a single-channel image enters the Y channel, "as_y" or "as_rgb" (module docstring).
+        grey: how a single-channel image enters the Y channel: "as_rgb" (R = G = B, the default,
+            :data:`GREY_DEFAULT`) or "as_y" (module docstring).
         round_y: round Y to integers first, as MATLAB's uint8 ``rgb2ycbcr`` does.
 
     Returns:
@@ -193,7 +203,7 @@ def _ssim_per_channel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def ssim(sr: Image, hr: Image, crop_border: int = 4, y_channel: bool = True, *,
-         grey: Grey = "as_y", round_y: bool = False) -> float | torch.Tensor:
+         grey: Grey = GREY_DEFAULT, round_y: bool = False) -> float | torch.Tensor:
     """Structural similarity as MATLAB's ``ssim_index`` (Wang et al. 2004), unitless, at most 1.
 
     11x11 Gaussian window with sigma 1.5, K1 = 0.01, K2 = 0.03, L = 255, the mean over the 'valid'

@@ -230,7 +230,7 @@ def gan(cfg: TrainConfig, env: Env, stop: GracefulStop,
             sr = G(lr)
         for _ in range(cfg.n_critic):
             with run.autocast():
-                l_d, d_terms = criterion.critic(D, sr, hr)
+                l_d, d_terms = criterion.critic(D, sr, hr, scaler=run.scalers["D"])
             run.update("D", l_d)
 
         # 2. The generator: one update on l_G = alpha*l_MSE + beta*l_P + gamma*l_Q + delta*l_GA.

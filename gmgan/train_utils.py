@@ -1,6 +1,7 @@
 """The mechanics of training, kept out of :mod:`gmgan.train` so that file reads like the paper.
 
-Here: device and ``torch.distributed`` set-up (:func:`setup`), a step-indexed data order that
+Here: device and ``torch.distributed`` set-up (:func:`setup`), one trainer per run folder
+(:class:`RunFolderLock`, taken by :func:`setup` and released by :meth:`Env.close`), a step-indexed data order that
 survives a resume (:class:`StepSampler`), the generator's moving average (:class:`EMA`), mixed
 precision, the non-finite-loss guard, the out-of-memory guard of the first steps
 (:func:`run_phase`: a batch that does not fit is named, with one that does), logging (JSON lines,
@@ -20,12 +21,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import errno
 import gc
 import json
 import math
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -34,7 +37,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -58,6 +61,8 @@ __all__ = [
     "Env",
     "GracefulStop",
     "PhaseRun",
+    "RunFolderBusy",
+    "RunFolderLock",
     "StepSampler",
     "TrainingDiverged",
     "run_phase",
@@ -83,6 +88,115 @@ class BatchTooLarge(RuntimeError):
         self.batch_size, self.fits = batch_size, fits
 
 
+# ---------------------------------------------------------------------- one trainer per run folder
+
+class RunFolderBusy(RuntimeError):
+    """Another training process (or this one) holds the run folder; the message names it."""
+
+
+class RunFolderLock:
+    """An exclusive lock of a run folder, so that one trainer at a time writes into it.
+
+    Two trainers in one folder (say a ``--resume`` while the first run is still alive) would
+    overwrite each other's config and logs and delete each other's temporary checkpoint folders.
+    :meth:`acquire` takes an operating-system lock on ``<run_dir>/.gmgan-train.lock`` without
+    waiting and writes the holder into the file (pid, host, start time, command line); a second
+    trainer fails at once with :class:`RunFolderBusy` naming that holder.
+
+    The lock is a POSIX record lock (``fcntl.lockf``), not ``flock``: a record lock belongs to
+    the process that took it, is not inherited by ``fork()`` (DataLoader workers), and the
+    kernel drops it the moment that process ends, also by ``kill -9``. So a file left behind by
+    a killed trainer is only a note: the next trainer takes the lock and overwrites it; with
+    ``flock`` the killed trainer's forked workers would hold the lock on until they noticed their
+    parent's death. Record locks do not conflict within one process, and closing any descriptor
+    of the file drops them, so this process keeps a table of the folders it holds (a second
+    lock of one of them is refused) and opens the file only here. The file is never deleted
+    (deleting a lock file lets two processes lock two different files of one name); it is
+    emptied on :meth:`release`. Where ``fcntl`` does not exist (Windows) no lock is taken; on a
+    file system without locks (some network / FUSE mounts) neither, with a warning.
+
+    Use ``lock = RunFolderLock(run_dir).acquire(); ...; lock.release()`` or ``with
+    RunFolderLock(run_dir): ...``. :func:`setup` takes it on rank 0 of a training run.
+    """
+
+    FILE_NAME = ".gmgan-train.lock"
+    _held: ClassVar[dict[str, RunFolderLock]] = {}  # realpath of a folder -> its lock, this process
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / self.FILE_NAME
+        self._key = os.path.realpath(self.run_dir)
+        self._fd: int | None = None
+
+    def acquire(self) -> RunFolderLock:
+        """Take the lock (creating the folder if needed) or raise :class:`RunFolderBusy`."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no record locks through fcntl
+            return self
+        if self._key in self._held:
+            raise RunFolderBusy(f"{self.run_dir} is already in use by this process (pid {os.getpid()}): "
+                                f"{self._advice()}")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # no O_TRUNC: keep the holder's note
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.pread(fd, 4096, 0)
+            os.close(fd)
+            if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                # Some network and FUSE file systems have no locks: train, but say what is missing.
+                warnings.warn(f"{self.path}: the file system cannot lock files ({err.strerror}); "
+                              f"nothing stops a second trainer from using {self.run_dir} at the "
+                              f"same time", RuntimeWarning, stacklevel=3)
+                return self
+            if err.errno not in (errno.EACCES, errno.EAGAIN):
+                raise OSError(f"could not lock {self.path}: {err.strerror or err}") from err
+            raise RunFolderBusy(f"{self.run_dir} is in use by another training process "
+                                f"({self._describe(holder)}): {self._advice()}") from None
+        note = {"pid": os.getpid(), "host": socket.gethostname(),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": " ".join(sys.argv)}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(note) + "\n").encode(), 0)
+        self._fd = fd
+        self._held[self._key] = self
+        return self
+
+    def release(self) -> None:
+        """Empty the file and drop the lock (closing the descriptor drops it); idempotent."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+        os.close(self._fd)
+        self._fd = None
+        self._held.pop(self._key, None)
+
+    def __enter__(self) -> RunFolderLock:  # noqa: PYI034
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    @staticmethod
+    def _describe(raw: bytes) -> str:
+        """'pid 123 on host h, started ..., command ...' from the holder's note."""
+        try:
+            note = json.loads(raw.decode())
+            where = f"pid {note['pid']} on host {note['host']}"
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            return "it has not written its pid yet"
+        command = str(note.get("command", "?"))
+        if len(command) > 160:
+            command = command[:157] + "..."
+        return f"{where}, started {note.get('started', '?')}: {command}"
+
+    def _advice(self) -> str:
+        return ("two trainers in one run folder delete each other's checkpoints. Wait for that "
+                "run to end (or stop it), then continue it with --resume (resume=True); or train "
+                "into another folder (--name / --out-dir).")
+
+
 # ---------------------------------------------------------------------- device and processes
 
 @dataclass
@@ -98,6 +212,7 @@ class Env:
     owns_process_group: bool = False
     _benchmarks: dict[str, list] = field(default_factory=dict)
     steps_done: int = 0  # training steps completed in this process (all phases, this call)
+    lock: RunFolderLock | None = None  # held by the main process from setup() to close()
 
     @property
     def is_main(self) -> bool:
@@ -152,6 +267,10 @@ class Env:
         return module
 
     def close(self) -> None:
+        """Release the run folder and leave the process group this Env created."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
         if self.owns_process_group and dist.is_initialized():
             dist.destroy_process_group()
 
@@ -171,7 +290,13 @@ def _pick_device(name: str, local_rank: int) -> torch.device:
 
 def setup(cfg: TrainConfig) -> Env:
     """Pick the device and, when launched by ``torchrun`` (``WORLD_SIZE`` > 1), join the process
-    group: NCCL on CUDA, gloo on CPU. One process per GPU: ``cuda:LOCAL_RANK``."""
+    group: NCCL on CUDA, gloo on CPU. One process per GPU: ``cuda:LOCAL_RANK``. The main process
+    then locks the run folder (:class:`RunFolderLock`, creating the folder); call
+    :meth:`Env.close` to release it.
+
+    Raises:
+        RunFolderBusy: another process trains in the run folder (on every rank of a job).
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -185,7 +310,18 @@ def setup(cfg: TrainConfig) -> Env:
         if cfg.batch_size % world_size:
             raise ValueError(f"batch_size={cfg.batch_size} is the global batch and must divide "
                              f"evenly over {world_size} processes")
-    return Env(cfg, device, cfg.run_dir(), rank, world_size, local_rank, owns)
+    env = Env(cfg, device, cfg.run_dir(), rank, world_size, local_rank, owns)
+    refused = None
+    if env.is_main:
+        try:
+            env.lock = RunFolderLock(env.run_dir).acquire()
+        except RunFolderBusy as err:
+            refused = err
+    if not env.all_true(refused is None):  # every rank of a job stops, not only rank 0
+        env.close()
+        raise refused or RunFolderBusy(f"rank 0 could not lock the run folder {env.run_dir}: "
+                                       f"another training process holds it (see rank 0's error)")
+    return env
 
 
 def step_seed(seed: int, phase: str, step: int, rank: int = 0) -> int:
@@ -486,8 +622,9 @@ def validate_model(model: nn.Module, sets: Mapping[str, list], device: torch.dev
     its parameter file is available).
 
     PSNR/SSIM on the Y channel with a ``scale``-pixel border removed (:mod:`gmgan.metrics`);
-    grey images (Set14 ``bridge``) go through the model as R = G = B and are scored with
-    ``grey="as_rgb"``, the GMGAN paper's convention (bicubic Set14: 26.09 dB).
+    grey images (Set14 ``bridge``) go through the model as R = G = B and are scored as R = G = B
+    (:data:`gmgan.metrics.GREY_DEFAULT`, as ``gmgan eval`` does), the GMGAN paper's convention
+    (bicubic Set14: 26.09 dB).
 
     Returns ``({set: {"psnr", "ssim", "gmsd"[, "niqe"]}}, notes)``, notes saying why a metric
     was skipped. ``model`` is put in eval mode and back.
@@ -522,8 +659,8 @@ def _score_sets(sets: Mapping[str, list], upsample: Callable[[np.ndarray], np.nd
         for im in images:
             sr = upsample(im.lr)
             hr = im.hr
-            scores["psnr"].append(metrics.psnr(sr, hr, crop_border=scale, grey="as_rgb"))
-            scores["ssim"].append(metrics.ssim(sr, hr, crop_border=scale, grey="as_rgb"))
+            scores["psnr"].append(metrics.psnr(sr, hr, crop_border=scale, grey=metrics.GREY_DEFAULT))
+            scores["ssim"].append(metrics.ssim(sr, hr, crop_border=scale, grey=metrics.GREY_DEFAULT))
             hr3 = np.repeat(hr[:, :, None], 3, axis=2) if hr.ndim == 2 else hr
             scores["gmsd"].append(metrics.gmsd(sr, hr3))
             if niqe and "niqe" not in notes:
@@ -598,7 +735,7 @@ def _probe_fits(run: Callable[[TrainConfig, Env], Any], cfg: TrainConfig, env: E
     probe = dataclasses.replace(cfg, batch_size=batch, out_dir=str(folder), resume=False,
                                 pretrain_iters=1, gan_iters=1, ckpt_every=0, val_every=0,
                                 val_sets=(), tensorboard=False, progress=False, **overrides)
-    probe_env = dataclasses.replace(env, cfg=probe, run_dir=folder, _benchmarks={})
+    probe_env = dataclasses.replace(env, cfg=probe, run_dir=folder, _benchmarks={}, lock=None)
     fits = True
     try:
         run(probe, probe_env)

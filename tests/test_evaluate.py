@@ -40,6 +40,28 @@ def test_bicubic_set14_grey_conventions(data_dir):
     assert abs(as_rgb - PAPER_TABLE1["Bicubic"]["Set14"][2]) < 0.015  # 26.10 published, 26.09 here
 
 
+def test_one_grey_convention_in_metrics_evaluate_and_validation(data_dir):
+    """evaluate(), the metrics' defaults and the trainer's validation score the grey bridge alike
+    (as R = G = B), so a table and a validation curve of the same model agree."""
+    from gmgan import metrics
+    from gmgan.data import load_benchmark
+    from gmgan.resize import imresize
+    from gmgan.train_utils import bicubic_scores
+
+    assert metrics.GREY_DEFAULT == "as_rgb"
+    images = load_benchmark("Set14")
+    result = evaluate(None, sets=["Set14"], metrics=["psnr", "ssim"])
+    assert result.grey == "as_rgb"
+    validation = bicubic_scores({"Set14": images}, scale=4)["Set14"]
+    assert result.mean("Bicubic", "Set14", "psnr") == pytest.approx(validation["psnr"], abs=1e-12)
+    assert result.mean("Bicubic", "Set14", "ssim") == pytest.approx(validation["ssim"], abs=1e-12)
+    assert round(validation["psnr"], 2) == 26.09
+    bridge = next(im for im in images if im.name == "bridge")
+    sr = imresize(bridge.lr, 4)
+    assert metrics.psnr(sr, bridge.hr) == metrics.psnr(sr, bridge.hr, grey="as_rgb")
+    assert metrics.ssim(sr, bridge.hr) == metrics.ssim(sr, bridge.hr, grey="as_rgb")
+
+
 def _tiny(seed: int) -> RRDBNet:
     torch.manual_seed(seed)
     model = RRDBNet(num_feat=4, num_grow=2, num_block=1)

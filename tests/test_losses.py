@@ -454,6 +454,103 @@ def test_gradient_penalty_under_autocast():
     assert all(torch.isfinite(critic[i].weight.grad).all() for i in (0, 3))
 
 
+def _quiet_critic(k: float = 1e-3) -> nn.Module:
+    """gmgan's SRGAN-style critic (num_feat 8, 32 x 32 patches) with its scores times ``k``: a
+    critic whose scores are still small, as early in training. The backward pass of the
+    penalty's inner gradient then carries values of about k * 1e-4 and below, under fp16's
+    smallest normal number (6.1e-5): without loss scaling they flush to zero."""
+    from gmgan.nets import Discriminator
+
+    torch.manual_seed(31)
+    net = Discriminator(3, num_feat=8, input_size=32)
+
+    class Quiet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x).float() * k
+
+    return Quiet()
+
+
+def _penalty_and_grads(critic, real, fake, *, fp16: bool, scaler=None):
+    """The penalty and its gradient with respect to the critic's weights (unscaled), as the
+    trainer computes them: under autocast, and backward on the scaled loss when fp16."""
+    critic.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.float16, enabled=fp16):
+        gp = gradient_penalty(critic, real, fake, generator=torch.Generator().manual_seed(0),
+                              scaler=scaler)
+    outer = scaler.get_scale() if scaler is not None else 1.0
+    (gp * outer).backward()
+    # (the last bias gets no gradient: it does not change the gradient with respect to x)
+    grads = torch.cat([p.grad.flatten() / outer for p in critic.parameters() if p.grad is not None])
+    return gp.detach(), grads
+
+
+def test_gradient_penalty_fp16_with_grad_scaler_matches_fp32():
+    """PyTorch's AMP recipe for gradient penalties: the inner gradient is taken of the scaled
+    scores and unscaled before the norm. fp16 then gives fp32's penalty and fp32's gradient for
+    the critic (within 1e-4 and 2 %); without the scaler fp16's inner gradient flushes to zero
+    and the critic's gradient is lost (the check below that this test can fail)."""
+    critic = _quiet_critic()
+    real, fake = _textured(4, 3, 32, 32, seed=32), _textured(4, 3, 32, 32, seed=33)
+    ref_gp, ref_grads = _penalty_and_grads(critic, real, fake, fp16=False)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)  # GradScaler's default start
+    gp, grads = _penalty_and_grads(critic, real, fake, fp16=True, scaler=scaler)
+    assert gp.dtype == torch.float32 and torch.isfinite(gp)
+    torch.testing.assert_close(gp, ref_gp, rtol=1e-4, atol=0)
+    error = ((grads - ref_grads).norm() / ref_grads.norm()).item()
+    assert error < 0.02, error
+    # Without the scaling (what gmgan did before): the inner gradient underflows in fp16.
+    _, unscaled = _penalty_and_grads(critic, real, fake, fp16=True)
+    assert ((unscaled - ref_grads).norm() / ref_grads.norm()).item() > 0.5
+
+
+@pytest.mark.parametrize("scale", [2.0**4, 2.0**10, 2.0**16, 2.0**24])
+def test_gradient_penalty_undoes_any_scale(scale):
+    """The scale is taken out again before the norm: the linear critic's closed form holds for
+    any GradScaler scale, also one far beyond fp16's range (the inner scale is capped at
+    GP_MAX_INNER_SCALE, so GradScaler's initial 2**16 does not overflow fp16 at once)."""
+    critic = _linear_critic()
+    real, fake = _textured(4, 3, 4, 5, seed=21), _textured(4, 3, 4, 5, seed=22)
+    w = critic[1].weight.detach()
+    scaler = torch.amp.GradScaler("cpu", init_scale=scale)
+    gp = gradient_penalty(critic, real, fake, scaler=scaler)
+    torch.testing.assert_close(gp, 10.0 * (w.norm() - 1) ** 2)
+    with torch.autocast("cpu", dtype=torch.float16):
+        gp16 = gradient_penalty(critic, real, fake, scaler=scaler)
+    assert torch.isfinite(gp16)
+    torch.testing.assert_close(gp16, 10.0 * (w.norm() - 1) ** 2, rtol=2e-3, atol=0)
+    # A disabled scaler (amp="none" / "bf16") changes nothing.
+    off = torch.amp.GradScaler("cpu", init_scale=scale, enabled=False)
+    torch.testing.assert_close(gradient_penalty(critic, real, fake, scaler=off), gp)
+
+
+def test_gradient_penalty_overflow_is_left_to_grad_scaler():
+    """An inner gradient that overflows fp16 even at the capped scale gives an infinite penalty,
+    as in PyTorch's recipe: GradScaler then skips the critic's step and lowers its scale, and the
+    next penalty is finite."""
+    critic = _quiet_critic(k=1e3)  # loud scores: k * 2**14 is beyond fp16's 65504
+    real, fake = _textured(2, 3, 32, 32, seed=34), _textured(2, 3, 32, 32, seed=35)
+    opt = torch.optim.SGD(critic.parameters(), lr=1.0)
+    before = [p.detach().clone() for p in critic.parameters()]
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**14)
+    for _ in range(20):
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.float16):
+            gp = gradient_penalty(critic, real, fake, generator=torch.Generator().manual_seed(0),
+                                  scaler=scaler)
+        if torch.isfinite(gp):
+            break
+        scaler.scale(gp).backward()
+        scaler.step(opt)  # skipped: the gradients are not finite
+        scaler.update()  # halves the scale
+        assert all(torch.equal(p, b) for p, b in zip(critic.parameters(), before))
+    assert scaler.get_scale() < 2.0**14 and torch.isfinite(gp)
+
+
 # --------------------------------------------------------------------------------------------------
 # GMGANLoss
 # --------------------------------------------------------------------------------------------------
@@ -556,6 +653,10 @@ def test_critic_objective(batch):
     total.backward()
     assert sr.grad is None  # sr is detached: the critic step does not reach the generator
     assert torch.isfinite(critic[1].weight.grad).all()
+    # The trainer's GradScaler reaches the penalty (its scale is undone there: same terms).
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    _, scaled = loss.critic(critic, sr, hr, generator=torch.Generator().manual_seed(3), scaler=scaler)
+    torch.testing.assert_close(scaled, terms)
 
 
 def test_gmgan_loss_rejects_ambiguous_and_empty():

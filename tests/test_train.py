@@ -1,6 +1,7 @@
 """The trainer: end-to-end runs, exact resume, the NaN guard, EMA, the data order, DDP (gloo)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -118,6 +119,25 @@ def test_mixed_precision_and_channels_last_run(tmp_path, amp):
         assert np.isfinite([v for k, v in row.items() if k not in ("phase", "grad_norm_G", "grad_norm_D")]).all()
     weights = _weights(result.weights["gan"]["G"])
     assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in weights.values())
+
+
+def test_fp16_gradient_penalty_gets_the_critics_grad_scaler(tmp_path, monkeypatch):
+    """Under fp16 the critic's GradScaler reaches the gradient penalty (PyTorch's AMP recipe,
+    tests/test_losses.py), and the first steps are not lost to an fp16 overflow of it."""
+    import gmgan.losses as losses_mod
+
+    seen = []
+    real_penalty = losses_mod.gradient_penalty
+
+    def spy(*args, scaler=None, **kwargs):
+        seen.append(scaler)
+        return real_penalty(*args, scaler=scaler, **kwargs)
+
+    monkeypatch.setattr(losses_mod, "gradient_penalty", spy)
+    result = train(tiny(tmp_path, amp="fp16", pretrain_iters=1, gan_iters=2))
+    assert len(seen) == 2 and all(s is not None and s.is_enabled() for s in seen)
+    assert [r["bad_in_a_row"] for r in result.history if r["phase"] == "gan"] == [0, 0]
+    assert all(np.isfinite(r["gp"]) for r in result.history if r["phase"] == "gan")
 
 
 def test_gan_starts_from_the_pretrained_ema_generator(tmp_path):
@@ -258,6 +278,46 @@ def test_run_on_t91_with_validation(tmp_path, data_dir):
     val_lines = (tmp_path / "run" / "gan" / "val.jsonl").read_text().splitlines()
     assert len(val_lines) == len([r for r in result.validation if r["phase"] == "gan"])
     assert load_generator(result.generator).num_block == 1
+
+
+HOLD_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from gmgan.train_utils import RunFolderLock
+
+    lock = RunFolderLock(sys.argv[1]).acquire()
+    print("held", flush=True)
+    time.sleep(600)
+""")
+
+
+def test_one_trainer_per_run_folder(tmp_path):
+    """A trainer on a run folder that another process holds is refused before it writes
+    anything, and the error names that process (pid, host); in one process a second lock is
+    refused too. After kill -9 of the holder, its lock file does not block the folder."""
+    import socket
+
+    cfg = tiny(tmp_path, name="held", phase="pretrain", pretrain_iters=1)
+    run = cfg.run_dir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_SCRIPT, str(run)], stdout=subprocess.PIPE,
+                              text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(tu.RunFolderBusy) as refused:
+            train(cfg)
+        message = str(refused.value)
+        assert f"pid {holder.pid} on host {socket.gethostname()}" in message, message
+        assert str(run) in message and "--resume" in message
+        assert not (run / "config.yaml").exists() and not (run / "pretrain").exists()
+    finally:
+        holder.kill()  # SIGKILL: no clean-up in the holder
+        holder.wait()
+    assert (run / tu.RunFolderLock.FILE_NAME).read_text()  # the dead holder's note is still there
+    result = train(cfg)
+    assert result.weights["pretrain"]["G"].is_file()
+    # the same process, e.g. a notebook that trains in a thread
+    with tu.RunFolderLock(run), pytest.raises(tu.RunFolderBusy, match="this process"):
+        train(dataclasses.replace(cfg, resume=True))
+    train(dataclasses.replace(cfg, resume=True))  # released on leaving the block
 
 
 # ---------------------------------------------------------------------- several processes

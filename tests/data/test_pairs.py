@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import pickle
 import warnings
 from pathlib import Path
 
@@ -127,6 +129,82 @@ def test_loader_same_batches_with_0_and_2_workers(small):
     epoch0 = torch.cat([hr for _, hr in single[:3]])
     epoch1 = torch.cat([hr for _, hr in single[3:]])
     assert not torch.equal(epoch0, epoch1)
+
+
+# ------------------------------------------------------------------------------ the image cache
+
+def _all_patches(ds: PatchPairs, rounds: int = 2) -> list[torch.Tensor]:
+    return [t for _ in range(rounds) for i in range(len(ds)) for t in ds[i]]
+
+
+def test_cache_keeps_to_its_budget_and_batches_do_not_depend_on_it(tmp_path):
+    """The cache holds at most its byte budget (least recently used pairs leave first), and
+    the patches are the same with no cache, a small one and an unbounded one."""
+    hr_dir, lr_dir, _, _ = _make_set(tmp_path, [(64, 64)] * 6)
+    pair_bytes = 64 * 64 * 3 + 16 * 16 * 3
+    kwargs = {"patch_size": P, "seed": 4, "length": 18}
+    none = PatchPairs(hr_dir, lr_dir, cache_images=False, **kwargs)
+    small = PatchPairs(hr_dir, lr_dir, cache_bytes=2 * pair_bytes + 1, **kwargs)
+    big = PatchPairs(hr_dir, lr_dir, cache_bytes=10**9, **kwargs)
+    assert none.cache_bytes == 0 and none.cached_bytes == 0
+    assert small.cached_bytes == 0  # the set does not fit: the scan keeps nothing
+    assert big.cached_bytes == 6 * pair_bytes  # it fits: the scan's decodes are kept
+    reference = _all_patches(none)
+    for ds in (small, big):
+        patches = _all_patches(ds)
+        assert all(torch.equal(a, b) for a, b in zip(reference, patches))
+    assert small.cached_bytes == 2 * pair_bytes and len(small._cache) == 2
+    assert none.cached_bytes == 0
+    # least recently used out first: the last two images read are the ones kept
+    assert set(small._cache._pairs) == {(len(small) - 2) % 6, (len(small) - 1) % 6}
+    # A pickled copy (a spawned DataLoader worker) gets no copy of the cached images.
+    copy = pickle.loads(pickle.dumps(big))
+    assert copy.cached_bytes == 0 and copy.cache_bytes == big.cache_bytes
+    assert all(torch.equal(a, b) for a, b in zip(reference, _all_patches(copy)))
+
+
+def test_loader_batches_with_a_small_cache_and_workers(small):
+    hr_dir, lr_dir, _, _ = small
+
+    def batches(workers: int, cache_bytes: int) -> list[torch.Tensor]:
+        ds = PatchPairs(hr_dir, lr_dir, patch_size=P, seed=3, length=12, cache_bytes=cache_bytes)
+        loader = build_loader(ds, batch_size=4, num_workers=workers, seed=7)
+        return [t for batch in itertools.islice(infinite_batches(loader), 6) for t in batch]
+
+    reference = batches(0, 10**9)
+    # pairs are 7-13 kB: 20 kB holds one or two, so pairs are evicted and decoded again
+    for workers, budget in ((0, 0), (0, 20_000), (2, 40_000)):
+        assert all(torch.equal(a, b) for a, b in zip(reference, batches(workers, budget)))
+
+
+class _Budgets(torch.utils.data.Dataset):
+    """Reports the cache budget that a PatchPairs sees in the process that reads an item."""
+
+    def __init__(self, inner: PatchPairs):
+        self.inner = inner
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> int:
+        return self.inner.cache_budget()
+
+
+def test_default_budget_is_a_share_of_memory_split_over_workers(small, monkeypatch):
+    from gmgan.data import pairs
+
+    hr_dir, lr_dir, _, _ = small
+    limit = pairs.memory_limit_bytes()
+    assert 0 < limit <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    ds = PatchPairs(hr_dir, lr_dir, patch_size=P)
+    assert ds.cache_bytes == int(limit * pairs.DEFAULT_CACHE_FRACTION) == pairs.default_cache_bytes()
+    assert ds.cache_budget() == ds.cache_bytes  # the main process
+    loader = torch.utils.data.DataLoader(_Budgets(ds), batch_size=1, num_workers=2)
+    assert {int(b) for b in loader} == {ds.cache_bytes // 2}  # each of 2 workers: half
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # 4 torchrun processes on this machine
+    assert pairs.default_cache_bytes() == int(limit * pairs.DEFAULT_CACHE_FRACTION) // 4
+    with pytest.raises(ValueError, match="cache_bytes"):
+        PatchPairs(hr_dir, lr_dir, patch_size=P, cache_bytes=-1)
 
 
 def test_loader_needs_a_full_batch(small):

@@ -151,7 +151,7 @@ def test_a_teach_run_writes_safetensors_and_plain_state(tmp_path, samples_ready)
             assert state["format"] == "gmgan.checkpoint/1"
             kinds.setdefault("state", []).append(path)
         else:
-            assert path.suffix in (".json", ".jsonl", ".yaml"), path
+            assert path.suffix in (".json", ".jsonl", ".yaml", ".lock"), path  # .lock: JSON or empty
             assert not head.startswith(b"\x80") and not head.startswith(b"PK"), path  # no pickle / zip
             kinds.setdefault("text", []).append(path)
     weights = {p.name for p in kinds["safetensors"]}
