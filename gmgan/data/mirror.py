@@ -116,16 +116,22 @@ def install_from_mirror(info: DatasetInfo, target: Path, base: str, *, progress:
                             f"nothing under {info.subdir}/")
     cache = target / "downloads" / "mirror"
     total = sum(e.bytes for e in entries)
+    failed: list[DownloadError] = []
     with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=info.name,
               disable=not progress, leave=False) as bar:
         for entry in entries:
-            url = file_url(base, entry.path)
             try:
-                download(url, cache / entry.path, sha256=entry.sha256, expected_size=entry.bytes,
-                         progress=False, retries=2, timeout=30)
-            except DownloadError as exc:
-                raise DownloadError(f"data mirror {base}: {entry.path}: {exc}") from exc
+                download(file_url(base, entry.path), cache / entry.path, sha256=entry.sha256,
+                         expected_size=entry.bytes, progress=False, retries=2, timeout=30)
+            except DownloadError as exc:  # go on: the good files are kept for the next try
+                failed.append(exc)
             bar.update(entry.bytes)
+    if failed:
+        shown = "\n  - ".join(str(exc) for exc in failed[:5]) + ("\n  ..." if len(failed) > 5 else "")
+        raise DownloadError(f"data mirror {base}: {len(failed)} of the {len(entries)} files of "
+                            f"{info.name} could not be downloaded; the set was not installed (the "
+                            f"{len(entries) - len(failed)} verified files are kept in {cache} for the "
+                            f"next try):\n  - {shown}") from failed[0]
 
     # Build every folder of the set beside its final place, then move them in (HR last, with the
     # completion marker), as an archive is unpacked.
