@@ -235,3 +235,13 @@ def test_network_available(monkeypatch):
     online.clear_cache()
     assert not online.network_available(f"http://127.0.0.1:{port}/x", timeout=2)  # closed now
     assert not online.network_available("file:///tmp/x")
+
+
+def test_cli_data_manifest_makes_a_mirror(tmp_path, capsys):
+    from gmgan.cli import main
+
+    write_image(tmp_path / "benchmark/Set5/HR/baby.png", np.zeros((8, 8, 3), np.uint8))
+    assert main(["data", "manifest", str(tmp_path)]) == 0
+    assert "MANIFEST.tsv: 1 files" in capsys.readouterr().out
+    assert list(parse_manifest((tmp_path / MANIFEST_NAME).read_text())) == ["benchmark/Set5/HR/baby.png"]
+    assert main(["data", "manifest", str(tmp_path / "nope")]) == 2
