@@ -130,8 +130,9 @@ def colab_base(tmp_path_factory):
     start = time.perf_counter()
     base = tmp / "colab-image"
     _run([sys.executable, "-m", "venv", str(base)])
-    _run([str(base / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-compile", *TORCH, *COLAB_PACKAGES],
-         env=_clean_env(), timeout=3000)
+    pip = [str(base / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-compile"]
+    _run([*pip, "--upgrade", "pip"], env=_clean_env())  # venv's bundled pip is older than Colab's
+    _run([*pip, *TORCH, *COLAB_PACKAGES], env=_clean_env(), timeout=3000)
     timings["colab image (torch + notebook tools)"] = time.perf_counter() - start
     return base, clone, commit, timings
 

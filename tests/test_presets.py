@@ -101,6 +101,7 @@ def test_paper_preset_trains_on_divk2_with_the_8x_augmentation():
     assert get_info("DF2K").parts == ("DIV2K", "Flickr2K") and get_info("DF2K-OST").count == 3450 + 1342
 
 
+@pytest.mark.filterwarnings("ignore:PerceptualLoss\\(weights=None\\)")
 def test_paper_preset_refuses_offline_without_its_data_or_vgg(tmp_path, monkeypatch):
     """Offline: the ImageNet VGG19 is refused before anything is written, then (with an explicit
     random VGG) the missing DIV2K is refused naming `gmgan data fetch DIV2K`."""
