@@ -434,6 +434,19 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_data_manifest(args: argparse.Namespace) -> int:
+    """``gmgan data manifest DIR``: write DIR/MANIFEST.tsv so that DIR can serve as a data mirror."""
+    from gmgan.data.registry import MANIFEST_NAME, write_manifest
+
+    folder = Path(args.folder).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"not a folder: {folder}")
+    n = write_manifest(folder)
+    print(f"{folder / MANIFEST_NAME}: {n} files. Serve the folder (e.g. `python -m http.server -d {folder}`) "
+          f"and set GMGAN_DATA_MIRROR to its URL.")
+    return 0
+
+
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     """``gmgan data prepare``: make the HR/LR training pairs of a set or folder."""
     from gmgan.data import prepare_training_set
@@ -606,6 +619,12 @@ def build_parser() -> argparse.ArgumentParser:
                  cmd_data_fetch)
     q.add_argument("names", nargs="+", metavar="NAME", help="set names (see `gmgan data list`)")
     q.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    q = add_data("manifest", "write DIR/MANIFEST.tsv (path, sha256, bytes of every file), which makes "
+                 "a copy of the data cache usable as a data mirror (GMGAN_DATA_MIRROR)",
+                 _examples(f"{PROG} data manifest /srv/gmgan-data",
+                           "python -m http.server 8000 -d /srv/gmgan-data",
+                           f"GMGAN_DATA_MIRROR=http://host:8000 {PROG} data fetch Set5"), cmd_data_manifest)
+    q.add_argument("folder", metavar="DIR", help="a data cache (layout benchmark/Set5/HR, train/T91, ...)")
     q = add_data("prepare", "make the HR/LR training pairs of a set (sub-images, 8x "
                  "augmentation, LR)",
                  _examples(f"{PROG} data prepare T91",

@@ -57,7 +57,14 @@ from gmgan.threads import torch_threads
 
 __all__ = [
     "CPU_SECONDS_PER_UPDATE",
+    "ESTIMATE_DEVICES",
     "GPU_SECONDS_PER_UPDATE",
+    "H200_TO_T4",
+    "RANDOM_VGG_FALLBACK",
+    "T4_SECONDS_PER_UPDATE",
+    "estimate_device",
+    "pick_preset",
+    "print_estimate",
     "NOTEBOOK_SCALE",
     "VARIANTS",
     "RunInfo",
@@ -106,6 +113,22 @@ CPU_SECONDS_PER_UPDATE: dict[str, float] = {"pretrain": 0.17, "gan": 0.57}
 #: bf16 autocast with channels-last gave 0.0995 s and 0.156 s.
 GPU_SECONDS_PER_UPDATE: dict[str, float | None] = {"pretrain": 0.113, "gan": 0.154}
 
+#: H200 -> Colab T4: an ESTIMATE, no T4 has run gmgan yet. The H200's fp32 step (convolutions in
+#: TF32, cuDNN's default) reached 15.6 TFLOP/s in phase 1 and 24.8 TFLOP/s in phase 2 by the FLOP model
+#: (:func:`_phase_flops`), a few per cent of its tensor-core peak, and bf16 was only 12 % faster:
+#: the step is bound by memory traffic and kernel launches as much as by arithmetic. The T4 has
+#: 65 / 989 of the H200's dense fp16 tensor peak and 0.32 / 4.8 TB/s of its memory bandwidth: both
+#: ratios are 1/15. Assuming the T4 reaches the same fraction of its peak with fp16 autocast as the
+#: H200 did in fp32 (efficiency factor 1), a T4 update takes 15.2 times as long as an H200 update.
+#: A small GPU is usually filled better by these small kernels, so this is more likely pessimistic
+#: than optimistic; a T4 at its 70 W limit clocks down, which goes the other way.
+H200_TO_T4 = 989.0 / 65.0
+
+#: Seconds per update of the ``paper`` preset on a Colab T4 with fp16 autocast: an ESTIMATE,
+#: :data:`GPU_SECONDS_PER_UPDATE` x :data:`H200_TO_T4` (1.72 s and 2.34 s).
+T4_SECONDS_PER_UPDATE: dict[str, float | None] = {
+    phase: None if seconds is None else seconds * H200_TO_T4 for phase, seconds in GPU_SECONDS_PER_UPDATE.items()}
+
 #: The notebooks' training scale: fields of each preset that notebooks 06-09 change, so that every
 #: notebook stays within a few minutes on 2 CPU cores at ``teach``. Applied by
 #: :func:`teaching_run` (before its own ``overrides``), so all notebooks share the same models.
@@ -125,22 +148,57 @@ _RUN_FILE = "run.json"
 # Perceptual-loss weights
 # ---------------------------------------------------------------------------------------------
 
-def perceptual_weights_available() -> bool:
+def perceptual_weights_available(*, download: bool = False) -> bool:
     """True when torchvision's ImageNet VGG19 weights (``vgg19-dcbb9e9d.pth``) are in the torch hub
-    cache (``$TORCH_HOME/hub/checkpoints``), so that the perceptual loss can use them without a
-    download. Looks at the file only; never touches the network."""
-    from torchvision.models import VGG19_Weights
+    cache (``$TORCH_HOME/hub/checkpoints``). ``download=False`` looks at the file only and never
+    touches the network; ``download=True`` fetches the file first where the network allows
+    (:func:`gmgan.pretrained.fetch_vgg19`) and returns False when it cannot."""
+    from gmgan.pretrained import WeightsUnavailable, fetch_vgg19, vgg19_cached
 
-    url = VGG19_Weights.IMAGENET1K_V1.url
-    return (Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]).is_file()
+    if vgg19_cached() or not download:
+        return vgg19_cached()
+    try:
+        fetch_vgg19()
+    except WeightsUnavailable:
+        return False
+    return True
 
 
-def default_perceptual_weights() -> str:
-    """The notebooks' rule for ``TrainConfig.perceptual_weights``: ``"imagenet"`` when available
-    (:func:`perceptual_weights_available`), else ``"random"``, a randomly initialised VGG19 (seeded
-    by the run's seed). A random VGG still compares multi-channel filter responses of SR and HR, but
-    it is not the paper's l_P; say so wherever results depend on it."""
-    return "imagenet" if perceptual_weights_available() else "random"
+#: Presets whose notebooks fall back to a random VGG19 when the ImageNet weights are not cached
+#: (small CPU runs that teach the mechanics). Every other preset needs the ImageNet weights.
+RANDOM_VGG_FALLBACK = frozenset({"teach"})
+
+
+def default_perceptual_weights(preset: str = "teach", *, verbose: bool = False) -> str:
+    """The notebooks' rule for ``TrainConfig.perceptual_weights`` of a preset's runs.
+
+    - the ImageNet weights are cached: ``"imagenet"``;
+    - ``teach`` (:data:`RANDOM_VGG_FALLBACK`): ``"random"``, a randomly initialised VGG19 seeded by
+      the run's seed, without downloading anything (``verbose``: one printed line says so). A random
+      VGG still compares multi-channel filter responses of SR and HR, but it is not the paper's l_P;
+      say so wherever results depend on it;
+    - any other preset (``paper``, ``colab``): ``"imagenet"``, after downloading the weights where
+      the network allows (:func:`gmgan.pretrained.fetch_vgg19`).
+
+    Call it only when the caller did not choose ``perceptual_weights`` itself: an explicit
+    ``perceptual_weights="random"`` is how a paper-scale run without the weights is allowed.
+
+    Raises:
+        gmgan.pretrained.WeightsUnavailable: a preset that needs the ImageNet weights, which can be
+        neither found nor downloaded; the message names the file, the URL, TORCH_HOME, a local path
+        and ``perceptual_weights=random`` as the ways out.
+    """
+    from gmgan.pretrained import fetch_vgg19, vgg19_cached, vgg19_file
+
+    if vgg19_cached():
+        return "imagenet"
+    if preset in RANDOM_VGG_FALLBACK:
+        if verbose:
+            print(f"l_P uses a randomly initialised VGG19 (seeded): the ImageNet weights are not in the torch "
+                  f"hub cache ({vgg19_file()})", flush=True)
+        return "random"
+    fetch_vgg19()
+    return "imagenet"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,18 +312,29 @@ def _count_flops(values: tuple, phase: str, uses_vgg: bool) -> float:
     return 4.0 * g_fwd + (10.0 * cfg.n_critic + 3.0) * d_fwd + 4.0 * vgg_fwd
 
 
+#: Devices :func:`estimate_seconds` knows: (seconds-per-update table, reference preset, label).
+ESTIMATE_DEVICES: dict[str, tuple[dict[str, float | None], str, str]] = {
+    "cpu": (CPU_SECONDS_PER_UPDATE, "teach", "2 CPU cores"),
+    "gpu": (GPU_SECONDS_PER_UPDATE, "paper", "one H200"),
+    "t4": (T4_SECONDS_PER_UPDATE, "paper", "a Colab T4 (estimate)"),
+}
+
+
 def estimate_seconds(cfg: TrainConfig, device: str = "cpu") -> float | None:
     """A rough wall-clock estimate for training ``cfg`` (all its phases), in seconds.
 
     ``device="cpu"``: :data:`CPU_SECONDS_PER_UPDATE` (the teach preset on 2 shared CPU cores),
     scaled by the FLOPs of ``cfg``'s networks relative to the teach preset's. ``device="gpu"``:
-    :data:`GPU_SECONDS_PER_UPDATE` (the paper preset on one GPU) scaled the same way from the paper
-    preset; None while that is unmeasured. Validation time is not modelled separately.
+    :data:`GPU_SECONDS_PER_UPDATE` (the paper preset on one H200) scaled the same way from the paper
+    preset. ``device="t4"``: :data:`T4_SECONDS_PER_UPDATE`, the H200 times scaled to a Colab T4 by
+    the ratio of the two GPUs' peak throughputs (an estimate, see :data:`H200_TO_T4`), then the same
+    way. None while a table entry is unmeasured. Validation, data preparation and downloads are not
+    modelled.
     """
-    if device not in ("cpu", "gpu"):
-        raise ValueError(f"estimate_seconds: device must be 'cpu' or 'gpu', got {device!r}")
-    table, reference = ((CPU_SECONDS_PER_UPDATE, get_preset("teach")) if device == "cpu"
-                        else (GPU_SECONDS_PER_UPDATE, get_preset("paper")))
+    if device not in ESTIMATE_DEVICES:
+        raise ValueError(f"estimate_seconds: device must be one of {', '.join(ESTIMATE_DEVICES)}, got {device!r}")
+    table, reference_name, _ = ESTIMATE_DEVICES[device]
+    reference = get_preset(reference_name)
     total = 0.0
     for phase in cfg.phases():
         per_update = table.get(phase)
@@ -631,3 +700,47 @@ def load_run_generator(run: RunInfo, ema: bool = True, phase: str | None = None,
     from gmgan.nets import load_generator
 
     return load_generator(run.generator_path(ema=ema, phase=phase), device=device).eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing a preset for the machine, and saying how long it will take (Colab)
+# ---------------------------------------------------------------------------------------------
+
+def pick_preset(preset: str | None = None) -> str:
+    """The preset a notebook runs: ``preset`` when given; otherwise ``"colab"`` when a CUDA device
+    is present (a Colab GPU runtime) and ``"teach"`` on a CPU."""
+    if preset:
+        get_preset(preset)  # an unknown name fails here, listing the known ones
+        return preset
+    return "colab" if torch.cuda.is_available() else "teach"
+
+
+def estimate_device(device: str | None = None) -> str:
+    """The :data:`ESTIMATE_DEVICES` entry for ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``;
+    default: CUDA device 0 when present, else the CPU): ``"gpu"`` for an H100/H200-class device,
+    ``"t4"`` for any other GPU (the T4 estimate is the only one for smaller GPUs), else ``"cpu"``."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not str(device).startswith("cuda"):
+        return "cpu"
+    name = torch.cuda.get_device_name(torch.device(device)) if torch.cuda.is_available() else ""
+    return "gpu" if any(big in name for big in ("H100", "H200")) else "t4"
+
+
+def print_estimate(cfg: TrainConfig, device: str | None = None) -> float | None:
+    """Print one line with the estimated training time of ``cfg`` on ``device`` (see
+    :func:`estimate_device`) before a run starts, and return the seconds (None: unknown).
+
+    Example: ``colab: 5000 MSE + 2000 GAN updates, about 1.0 h on a Colab T4 (estimate)``.
+    """
+    key = estimate_device(device if device is not None else (None if cfg.device == "auto" else cfg.device))
+    seconds = estimate_seconds(cfg, key)
+    steps = [f"{cfg.pretrain_iters if p == 'pretrain' else cfg.gan_iters} {'MSE' if p == 'pretrain' else 'GAN'} updates"
+             for p in cfg.phases()]
+    gpu = ""
+    if key != "cpu" and torch.cuda.is_available():
+        gpu = f"; this GPU: {torch.cuda.get_device_name(0)}"
+    print(f"{cfg.name}: {' + '.join(steps)}, {_duration(seconds)} on {ESTIMATE_DEVICES[key][2]}{gpu} "
+          f"(FLOP model x measured seconds per update; data download and preparation not included)", flush=True)
+    return seconds
+

@@ -6,7 +6,8 @@
   no downsampling). Computed in float64.
 * ``gmsd``: Gradient Magnitude Similarity Deviation, through :func:`gmgan.losses.gmsd`.
 * ``niqe`` and ``pi``: no-reference, through pyiqa, with their model files taken from the local data
-  cache (pyiqa itself would download them).
+  cache or pyiqa's cache, else downloaded by pyiqa where the network allows (:func:`pi_available`
+  tells without downloading).
 
 Inputs follow the package convention: numpy uint8 H x W x 3 or H x W (as read from files; numpy float
 arrays are taken to be in [0, 1]) give a Python float; torch float tensors (N, C, H, W) in [0, 1]
@@ -54,6 +55,7 @@ __all__ = [
     "gmsd",
     "niqe",
     "pi",
+    "pi_available",
     "psnr",
     "ssim",
 ]
@@ -285,8 +287,39 @@ def _find_model_file(file_name: str, explicit: str | Path | None) -> Path | None
     return next((p for p in candidates if p.is_file()), None)
 
 
+def _download_model(file_name: str, arch_module: str) -> Path | None:
+    """pyiqa's own download of a model file into its cache, where the network allows (else None)."""
+    from gmgan.online import network_available
+
+    url = _pyiqa_url(arch_module)
+    if not url.startswith("http") or not network_available(url):
+        return None
+    from pyiqa.utils.download_util import load_file_from_url
+
+    return Path(load_file_from_url(url, file_name=file_name))
+
+
+def pi_available() -> bool:
+    """Whether :func:`pi` can be computed here: pyiqa is installed and both model files (NIQE's
+    parameters and Ma et al.'s NRQM model) are on disk or downloadable now
+    (:func:`gmgan.online.network_available`; ``GMGAN_OFFLINE=1`` answers without the network).
+    Downloads nothing itself."""
+    from gmgan.online import network_available
+
+    try:
+        import pyiqa  # noqa: F401
+    except ImportError:
+        return False
+    for file_name, arch in ((NIQE_MODEL_FILE, "niqe_arch"), (NRQM_MODEL_FILE, "nrqm_arch")):
+        if _find_model_file(file_name, None) is None and not network_available(_pyiqa_url(arch)):
+            return False
+    return True
+
+
 def _niqe_model(explicit: str | Path | None) -> Path:
     path = _find_model_file(NIQE_MODEL_FILE, explicit)
+    if path is None and explicit is None:
+        path = _download_model(NIQE_MODEL_FILE, "niqe_arch")
     if path is None:
         raise MissingModelFile(
             f"NIQE needs its model parameters, {NIQE_MODEL_FILE}, which was not found at "
@@ -298,6 +331,8 @@ def _niqe_model(explicit: str | Path | None) -> Path:
 
 def _nrqm_model(explicit: str | Path | None) -> Path:
     path = _find_model_file(NRQM_MODEL_FILE, explicit)
+    if path is None and explicit is None:
+        path = _download_model(NRQM_MODEL_FILE, "nrqm_arch")
     if path is None:
         raise MissingModelFile(
             f"PI needs Ma et al.'s NRQM model, {NRQM_MODEL_FILE}, which is not available offline and was "
@@ -332,7 +367,7 @@ def niqe(img: Image, *, crop_border: int = 0, color_space: str = "ycbcr",
     BasicSR; pyiqa's own default is "yiq"), rounded to integers, then scored. ``crop_border=0`` is what
     BasicSR used for its MATLAB-checked baboon value (5.7296); PIRM's PI crops 4 px (see :func:`pi`).
     The model parameters are read from ``model_path``, else ``<GMGAN_DATA>/iqa/niqe_modelparameters.mat``,
-    else pyiqa's download cache; pyiqa is never asked to download.
+    else pyiqa's download cache, else pyiqa downloads them where the network allows.
 
     Args:
         img: numpy uint8 H x W x 3 / H x W, or a float tensor (N, 3|1, H, W) in [0, 1]. At least
@@ -357,8 +392,9 @@ def pi(img: Image, *, crop_border: int = 4, niqe_model_path: str | Path | None =
 
     Ma et al.'s NRQM and NIQE both through pyiqa, on the Y of BT.601 YCbCr, with ``crop_border`` pixels
     (PIRM's default 4, the scale factor) removed from each side, as pyiqa's ``PI`` does. NRQM needs
-    ``NRQM_model.mat``, which is not available offline: it is read from ``nrqm_model_path``, else
-    ``<GMGAN_DATA>/iqa/NRQM_model.mat``, else pyiqa's cache.
+    ``NRQM_model.mat``: it is read from ``nrqm_model_path``, else ``<GMGAN_DATA>/iqa/NRQM_model.mat``,
+    else pyiqa's cache, else pyiqa downloads it where the network allows (offline it is missing;
+    :func:`pi_available` says whether PI can be computed without trying).
 
     Args:
         img: numpy uint8 H x W x 3 / H x W, or a float tensor (N, 3|1, H, W) in [0, 1].
@@ -367,7 +403,7 @@ def pi(img: Image, *, crop_border: int = 4, niqe_model_path: str | Path | None =
         A float for numpy input; a tensor (N,) for tensors.
 
     Raises:
-        MissingModelFile: a model file (most likely NRQM_model.mat) is not available locally.
+        MissingModelFile: a model file (most likely NRQM_model.mat) is neither local nor downloadable.
     """
     nrqm_path = _nrqm_model(nrqm_model_path)  # checked first: it is the one usually missing
     x, numpy_in = _no_reference_input(img)

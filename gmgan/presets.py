@@ -1,4 +1,4 @@
-"""Training configuration: the :class:`TrainConfig` dataclass and its two presets.
+"""Training configuration: the :class:`TrainConfig` dataclass and its presets.
 
 * ``paper``: the published recipe. GMGAN's own numbers (Zhu et al. 2020, Sec. 3-4; see PAPER.md):
   23 RRDBs with 64 features, batch 16, 128 px HR patches, loss weights alpha = 1e-2, beta = 1,
@@ -7,10 +7,33 @@
   counts, so those follow ESRGAN (Wang et al. 2018; BasicSR's ``train_RRDBNet_PSNR_x4`` and
   ``train_ESRGAN_x4`` options): 1,000,000 phase-1 and 400,000 phase-2 updates, phase-1 Adam betas
   (0.9, 0.99), an EMA of the generator with decay 0.999, and VGG19 features before the activation
-  of ``conv5_4``. The paper trains on DIV2K with 8x augmentation; DIV2K cannot be fetched here,
-  so ``train_set`` must be given (e.g. a folder of DIV2K HR images).
+  of ``conv5_4``. The paper trains on DIV2K with 8x augmentation: ``train_set="DIV2K"`` (800 images,
+  3.3 GiB, downloaded on first use where the network allows, refused with a clear error where it
+  does not; ``GMGAN_DATA_MIRROR`` serves it from elsewhere) cut into 480 px sub-images, with
+  ``augment8=True`` (each sub-image in its 8 dihedral versions, made once on disk). Table 3's other
+  sets are the registry names ``DF2K`` (DIV2K + Flickr2K) and ``DF2K-OST`` (plus 1,342 OST images).
+  ImageNet VGG19 weights are required (fetched by torchvision where possible; see
+  :mod:`gmgan.pretrained`): without them a run refuses to start unless ``perceptual_weights=random``
+  is given explicitly.
+* ``colab``: both phases in about an hour on a Colab T4 (16 GB, 65 TFLOP/s fp16 peak), by the
+  ESTIMATE below: no T4 has run it yet. An 8-block, 64-feature RRDBNet (the paper's width, a third
+  of its 23 blocks; the teaching model has 2 blocks of 32), the paper's batch of 16 on 96 px HR
+  patches (paper: 128), DIV2K sub-images (fetched on first use; no offline 8x set: it would be
+  8 times the disk and preparation time), ImageNet VGG19 at ``conv5_4``, fp16 autocast with a
+  GradScaler (the T4 has no bf16) and channels-last, 5,000 MSE + 2,000 GAN updates with the
+  learning rates halved once half way (the paper's rates, 1e-4 in phase 2). Not tuned on a GPU.
+  Sizing: ``gmgan.experiments.estimate_seconds(cfg, "t4")`` scales the paper preset's measured
+  H200 seconds per update (fp32: 0.113 s phase 1, 0.154 s phase 2) by the ratio of the two GPUs'
+  peak throughputs, 989 / 65 = 15.2 (their memory bandwidths have the same ratio), assuming the
+  T4 reaches the same fraction of its peak (see ``gmgan.experiments.H200_TO_T4``), then by this
+  preset's FLOPs relative to the paper's: about 0.39 s per phase-1 and 0.83 s per phase-2 update,
+  32 + 28 = 60 min (estimate; the paper preset would take about 31 days there). Not included:
+  downloading DIV2K and cutting it into about 32,000 sub-images once, on Colab's 2 CPU cores.
 * ``teach``: the same procedure shrunk to run on a laptop CPU in minutes per phase (a 2-block,
   32-feature generator, 48 px patches, T91, 1000 + 300 updates).
+
+Notebooks choose with ``gmgan.experiments.pick_preset()``: ``colab`` on a CUDA device, else
+``teach``; ``gmgan.experiments.print_estimate(cfg)`` prints the estimated time before training.
 
 Every field can be overridden: ``get_preset("teach", batch_size=8)``,
 ``apply_overrides(cfg, ["gan_iters=200", "val_sets=Set5"])``, or a YAML file
@@ -337,7 +360,10 @@ def apply_overrides(cfg: TrainConfig, overrides: Mapping[str, Any] | Sequence[st
 # ---------------------------------------------------------------------- presets
 
 PRESETS: dict[str, TrainConfig] = {
-    "paper": TrainConfig(name="paper"),
+    # The paper's data: DIV2K (fetched on first use where the network allows; refused with a clear
+    # error where it does not) cut into 480 px sub-images, in its 8 dihedral versions (the paper's
+    # "augmentation", Table 3). DF2K and DF2K-OST are the registry names of Table 3's other sets.
+    "paper": TrainConfig(name="paper", train_set="DIV2K", augment8=True),
     # Tuned on a shared 2-core CPU: a 2-block, 32-feature RRDBNet on 48 px HR patches (12 px LR)
     # passes bicubic on Set5 by about 1 dB within 750 updates at lr 1e-3 (lr 5e-4: +0.6 dB).
     # The perceptual loss uses conv2_2 rather than conv5_4: VGG19 shrinks a 48 px patch to
@@ -349,11 +375,19 @@ PRESETS: dict[str, TrainConfig] = {
         gan_iters=300, gan_lr=1e-4, gan_lr_halve_every=1000, perceptual_layer="conv2_2",
         ema_decay=0.99, log_every=10, val_every=500, ckpt_every=250, keep_last=2,
     ),
+    # A Colab T4 in about an hour for both phases: see the module docstring for the sizing.
+    "colab": TrainConfig(
+        name="colab", train_set="DIV2K", num_feat=64, num_block=8, num_grow=32, d_num_feat=64,
+        patch_size=96, batch_size=16, num_workers=2,
+        pretrain_iters=5000, pretrain_lr=2e-4, pretrain_lr_halve_every=2500,
+        gan_iters=2000, gan_lr=1e-4, gan_lr_halve_every=1000,
+        amp="fp16", channels_last=True, val_every=1000, ckpt_every=500, keep_last=2,
+    ),
 }
 
 
 def get_preset(preset: str, /, **overrides: Any) -> TrainConfig:
-    """A copy of the preset ``preset`` (``"paper"`` or ``"teach"``) with ``overrides`` applied
+    """A copy of the preset ``preset`` (``"paper"``, ``"colab"`` or ``"teach"``) with ``overrides`` applied
     (e.g. ``get_preset("teach", name="my-run", gan_iters=500)``).
 
     Raises ``ValueError`` for an unknown preset (listing the known ones) or a bad override.

@@ -294,11 +294,17 @@ def train(cfg: TrainConfig, **overrides: Any) -> TrainResult:
         FileExistsError: the run folder holds checkpoints and ``cfg.resume`` is false.
         FileNotFoundError: ``cfg.train_set`` is neither a registered set nor a folder (raised
             before the run folder is created).
+        gmgan.pretrained.WeightsUnavailable: phase 2 with ``perceptual_weights="imagenet"`` while
+            torchvision's VGG19 is neither cached nor downloadable (raised before anything runs).
         CheckpointError: a checkpoint could not be written and ``on_save_error="stop"``.
     """
     if overrides:
         cfg = apply_overrides(cfg, overrides)
     _check_train_set(cfg)
+    if "gan" in cfg.phases() and cfg.beta > 0:  # l_P's VGG19: fetched now or refused now, not at phase 2
+        from gmgan.pretrained import require_perceptual_weights
+
+        require_perceptual_weights(cfg.perceptual_weights, progress=cfg.progress)
     env = setup(cfg)
     try:
         _check_run_dir(cfg, env)

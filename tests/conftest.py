@@ -9,6 +9,11 @@ import pytest
 
 from gmgan.cache import data_dir as _data_dir
 
+# Tests never download on their own (gmgan.online): the same results with and without internet,
+# and no waiting for a network that is not there. Tests of downloads serve files on 127.0.0.1 and
+# clear this themselves. Notebook kernels started by nbval inherit it.
+os.environ.setdefault("GMGAN_OFFLINE", "1")
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:

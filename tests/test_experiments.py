@@ -161,7 +161,7 @@ def test_train_set_names_the_folder():
     assert ex.run_name("gmgan", train_set=get_preset("teach").train_set) == "gmgan"  # the preset's own
     assert ex.run_name("gmgan", train_set="BSDS200") == "gmgan-BSDS200"
     assert ex.run_name("psnr", train_set="/data/my images/DIV2K_HR/") == "psnr-DIV2K_HR"
-    assert ex.run_name("psnr", preset="paper", train_set="samples") == "psnr"  # paper's default set
+    assert ex.run_name("psnr", preset="paper", train_set="DIV2K") == "psnr"  # paper's default set
 
 
 def test_bad_arguments():

@@ -49,20 +49,35 @@ def benchmark_dir(name: str) -> Path:
     """The folder of a test set (``<cache>/benchmark/<name>``, holding ``HR/`` and the LR folders).
 
     Looks in the data cache and, when that is read-only, where downloads went instead
-    (:func:`gmgan.data.download.locate`); a clear error naming GMGAN_DATA when the set is missing.
+    (:func:`gmgan.data.download.locate`). A registered set that is missing is downloaded on first
+    use where the network allows (:func:`gmgan.data.download.require`, which says so in one line);
+    otherwise a clear error names GMGAN_DATA and ``gmgan data fetch NAME``.
     """
-    from gmgan.data.download import locate
+    from gmgan.data.download import locate, require
+    from gmgan.data.registry import get_info
 
     name = _canonical(name)
-    hr = locate(name)
+    hr = locate(name) if _registered(name) else None
     if hr is None and (data_dir() / "benchmark" / name / "HR").is_dir():
         hr = data_dir() / "benchmark" / name / "HR"  # a partial copy that the registry does not count
     if hr is None:
-        raise FileNotFoundError(
-            f"benchmark set {name!r} not found in the data cache (GMGAN_DATA={data_dir()}). Point "
-            f"the GMGAN_DATA environment variable at a data cache that has it, or run "
-            f"`gmgan data fetch {name}`. Known sets: {', '.join(BENCHMARK_SETS)}.")
+        if not _registered(name):
+            raise FileNotFoundError(
+                f"benchmark set {name!r} not found in the data cache (GMGAN_DATA={data_dir()}) and not a "
+                f"registered set that `gmgan data fetch {name}` could download. Known sets: "
+                f"{', '.join(BENCHMARK_SETS)}.")
+        hr = require(get_info(name))
     return hr.parent
+
+
+def _registered(name: str) -> bool:
+    from gmgan.data.registry import get_info
+
+    try:
+        get_info(name)
+        return True
+    except KeyError:
+        return False
 
 
 def _lr_files(folder: Path, scale: int) -> dict[str, Path]:
@@ -122,8 +137,8 @@ def load_benchmark(name: str, *, scale: int = 4, limit: int | None = None,
       HR with :func:`gmgan.imresize` and cached under ``derived_dir("benchmark")``.
 
     ``limit`` keeps the first N images. Grey images are kept single-channel (H x W), see
-    :class:`BenchmarkImage`. Missing sets raise ``FileNotFoundError`` naming GMGAN_DATA and
-    ``gmgan data fetch NAME``; an LR file that does not match its HR raises ``ValueError``.
+    :class:`BenchmarkImage`. A missing registered set is downloaded on first use where the network
+    allows; otherwise ``FileNotFoundError`` names GMGAN_DATA and ``gmgan data fetch NAME``; an LR file that does not match its HR raises ``ValueError``.
     """
     from gmgan.imageio import list_images, read_image
     from gmgan.resize import modcrop

@@ -21,11 +21,13 @@ manifest are checked against it (size and sha256) once per process.
 """
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
 import shutil
 import stat
+import sys
 import tarfile
 import tempfile
 import time
@@ -35,6 +37,7 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Sequence, Union
+from urllib.parse import urlparse
 
 from filelock import FileLock
 from tqdm.auto import tqdm
@@ -53,6 +56,8 @@ __all__ = [
     "fetch",
     "list_datasets",
     "locate",
+    "missing_set_message",
+    "require",
     "safe_extract",
 ]
 
@@ -503,7 +508,14 @@ def _unpack(info: DatasetInfo, mirror: Mirror, archive: Path, target: Path) -> i
 
 
 def _install(info: DatasetInfo, target: Path, progress: bool) -> None:
-    """Download ``info`` from the first mirror that works and unpack it under ``target``."""
+    """Download ``info`` from the first mirror that works and unpack it under ``target``; from
+    the data mirror alone when ``GMGAN_DATA_MIRROR`` is set (:mod:`gmgan.data.mirror`)."""
+    from gmgan.data.mirror import install_from_mirror, mirror_url
+
+    base = mirror_url()
+    if base is not None:
+        install_from_mirror(info, target, base, progress=progress)
+        return
     errors = []
     for mirror in info.mirrors:
         archive = target / "downloads" / mirror.archive_name
@@ -541,6 +553,48 @@ def _materialise_samples(info: DatasetInfo, target: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _composite_members(info: DatasetInfo, folders: dict[str, Path]) -> list[tuple[str, Path]]:
+    """(link name, image file) of a composite set: the parts' images, named ``<part>_<file>`` when
+    there are several parts, cut to ``info.take`` by the sha256 of ``<part>/<file>``."""
+    members = []
+    for part, folder in folders.items():
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".") and path.is_file():
+                members.append((f"{part}_{path.name}" if len(folders) > 1 else path.name, path, f"{part}/{path.name}"))
+    if info.take is not None:
+        if len(members) < info.take:
+            raise DownloadError(f"{info.name} takes {info.take} images of {', '.join(folders)}, "
+                                f"which hold only {len(members)}")
+        members = sorted(members, key=lambda m: hashlib.sha256(m[2].encode()).hexdigest())[: info.take]
+    return sorted((name, path) for name, path, _ in members)
+
+
+def _link(source: Path, dest: Path) -> None:
+    """A symbolic link to ``source`` (a copy where links cannot be made)."""
+    try:
+        os.symlink(source.resolve(), dest)
+    except OSError:
+        shutil.copyfile(source, dest)
+
+
+def _build_composite(info: DatasetInfo, target: Path, folders: dict[str, Path]) -> None:
+    """The folder of a composite set: links to its parts' images, built aside and moved in."""
+    work = Path(tempfile.mkdtemp(prefix=f".compose-{info.name}-", dir=target))
+    try:
+        staged = work / "set"
+        staged.mkdir()
+        members = _composite_members(info, folders)
+        for name, path in members:
+            _link(path, staged / name)
+        if info.count is not None and len(members) != info.count:
+            raise DownloadError(f"{info.name} should have {info.count} images; its parts "
+                                f"({', '.join(folders)}) gave {len(members)}")
+        _write_marker(staged, info, len(members), "+".join(info.parts), None)
+        _place(staged, target / info.subdir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def fetch(name: str | DatasetInfo, *, root: PathLike | None = None, progress: bool = True) -> Path:
     """The folder of a set's HR images, downloading the set if no cache has it.
 
@@ -555,7 +609,10 @@ def fetch(name: str | DatasetInfo, *, root: PathLike | None = None, progress: bo
     Returns:
         Path of the folder with the HR images (flat; image files only, plus a hidden marker).
         No network is used when a cache already has the set. ``samples`` is written from
-        scikit-image's bundled images into ``derived_dir("sets", "samples")``.
+        scikit-image's bundled images into ``derived_dir("sets", "samples")``; a composite set
+        (``parts``, e.g. DF2K) fetches its parts, then links their images into
+        ``derived_dir("sets", <subdir>)``. With ``GMGAN_DATA_MIRROR`` set, the files come from
+        that mirror only (:mod:`gmgan.data.mirror`).
 
     Raises:
         KeyError: unknown set name. DownloadError / ChecksumError: no mirror worked (the message
@@ -566,7 +623,9 @@ def fetch(name: str | DatasetInfo, *, root: PathLike | None = None, progress: bo
     found = locate(info, root)
     if found is not None:
         return found
-    if info.name == _SKIMAGE_SET:
+    if info.parts:
+        folders = {part: fetch(part, root=root, progress=progress) for part in info.parts}
+    if info.name == _SKIMAGE_SET or info.parts:  # made here from local files: a derived set
         target = Path(root).expanduser() if root is not None else derived_dir("sets")
     else:
         target = _install_root(root)
@@ -578,28 +637,93 @@ def fetch(name: str | DatasetInfo, *, root: PathLike | None = None, progress: bo
             return final
         if info.name == _SKIMAGE_SET:
             _materialise_samples(info, target)
+        elif info.parts:
+            _build_composite(info, target, folders)
         else:
             _install(info, target, progress)
     return final
+
+
+def missing_set_message(name: str, why: str) -> str:
+    """The error text for a set that is neither on disk nor downloadable now (``why``)."""
+    return (f"data set {name!r} is not in the data cache (GMGAN_DATA={data_dir()}) and cannot be downloaded "
+            f"now: {why}. Run `gmgan data fetch {name}` where the network is reachable (the files go to "
+            f"GMGAN_DATA, or to GMGAN_DERIVED/sets when GMGAN_DATA is read-only), point GMGAN_DATA at a cache "
+            f"that has it, or set GMGAN_DATA_MIRROR to a mirror that serves it.")
+
+
+def _why_not_downloadable(info: DatasetInfo) -> str | None:
+    """None when ``info`` can be downloaded now, else the reason (no source, offline, unreachable)."""
+    from gmgan.data.mirror import MIRROR_ENV, mirror_url
+    from gmgan.online import OFFLINE_ENV, forced_offline, network_available
+
+    base = mirror_url()
+    source = base or (info.urls[0] if info.urls else None)
+    if source is None:
+        return "the registry has no download source for it"
+    if forced_offline():
+        return f"{OFFLINE_ENV} is set"
+    if not network_available(source):
+        host = urlparse(source).netloc
+        return f"{'the data mirror ' + MIRROR_ENV + '=' + base if base else host} cannot be reached"
+    return None
+
+
+def require(name: str | DatasetInfo, *, progress: bool = True) -> Path:
+    """The folder of a set's HR images, downloaded on first use when the network allows.
+
+    Like :func:`fetch`, but it asks first: when the set is on disk it is returned (no network);
+    when it is not and its source (``GMGAN_DATA_MIRROR``, else the registry's first URL) can be
+    reached (:func:`gmgan.online.network_available`), one line on stderr says what is downloaded
+    from where into where, then :func:`fetch` downloads it (checksummed, resumable, with a progress
+    bar); otherwise nothing is tried. Composite sets require each part in turn.
+
+    Raises:
+        FileNotFoundError: the set is missing and cannot be downloaded now (offline,
+        ``GMGAN_OFFLINE=1``, source unreachable); the message names ``gmgan data fetch NAME``,
+        GMGAN_DATA and GMGAN_DATA_MIRROR. Download errors of :func:`fetch` pass through.
+    """
+    info = get_info(name)
+    found = locate(info)
+    if found is not None:
+        return found
+    if info.name != _SKIMAGE_SET:
+        if info.parts:
+            for part in info.parts:
+                require(part, progress=progress)
+        else:
+            why = _why_not_downloadable(info)
+            if why is not None:
+                raise FileNotFoundError(missing_set_message(info.name, why))
+            from gmgan.data.mirror import mirror_url
+
+            source = mirror_url() or info.urls[0]
+            size = info.mirrors[0].size if info.mirrors and mirror_url() is None else None
+            print(f"{info.name} is not in the data cache: downloading it"
+                  f"{f' ({size / 2**30:.1f} GiB)' if size else ''} from {urlparse(source).netloc} into "
+                  f"{_install_root(None) / info.subdir}", file=sys.stderr, flush=True)
+    return fetch(info, progress=progress)
 
 
 def dataset_dir(name_or_path: str | os.PathLike) -> Path:
     """A folder of HR images: a registry name (found or fetched, see :func:`fetch`) or a path.
 
     A string that is a registered name (case-insensitive) and contains no path separator is
-    treated as a name; anything else must be an existing folder that holds images (sub-folders
+    treated as a name (found, or downloaded on first use: :func:`require`); anything else must be an existing folder that holds images (sub-folders
     count, e.g. an ImageNet subset sorted by class).
 
     Raises:
         FileNotFoundError: neither a known set nor an existing folder (the message lists the
-        known sets). ValueError: the folder holds no images.
+        known sets), or a known set that is missing and cannot be downloaded now. ValueError: the folder holds no images.
     """
     text = os.fspath(name_or_path)
     if isinstance(name_or_path, str) and "/" not in text and os.sep not in text:
         try:
-            return fetch(get_info(text))
+            info = get_info(text)
         except KeyError:
-            pass
+            info = None
+        if info is not None:
+            return require(info)
     path = Path(text).expanduser()
     if path.is_dir():
         list_images(path, recursive=True)  # raises ValueError when there is nothing to use

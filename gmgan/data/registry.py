@@ -17,7 +17,23 @@ A cache may carry a ``MANIFEST.tsv`` (tab-separated, header line, columns ``path
 ``bytes`` and any others). :func:`verify_manifest` checks files against it; the downloader uses
 it to accept a set that a shared cache holds only in part (e.g. 61 of the 100 Urban100 images).
 
-Checksums are only given where a public source states them; see each entry's comment.
+Checksums are only given where a public source states them; see each entry's comment. Where
+none is known (GitHub's on-demand zips, Flickr2K, OST), a download is checked by its structure
+instead: the archive must hold the set's folder with the expected number of images.
+
+Composite sets (``parts``): DF2K is DIV2K + Flickr2K, and ``take`` keeps a fixed subset of its
+parts (OST-1342). They are built from their parts, fetched first, as a flat folder of links under
+``derived_dir("sets")``.
+
+A data mirror (``GMGAN_DATA_MIRROR``, see :mod:`gmgan.data.mirror`) is a copy of a data cache served
+over HTTP in this same layout, with a ``MANIFEST.tsv`` at its root::
+
+    <GMGAN_DATA_MIRROR>/MANIFEST.tsv
+    <GMGAN_DATA_MIRROR>/benchmark/Set5/HR/baby.png   (every path that MANIFEST.tsv lists)
+
+When it is set, it replaces the archives below: every file of a set is downloaded from it and
+checked against the mirror's manifest (size and sha256). ``gmgan data manifest DIR`` writes the
+manifest of a folder, so ``python -m http.server`` in a cache makes a mirror.
 """
 from __future__ import annotations
 
@@ -39,9 +55,11 @@ __all__ = [
     "Mirror",
     "SAMPLE_IMAGES",
     "get_info",
+    "parse_manifest",
     "read_manifest",
     "sha256_file",
     "verify_manifest",
+    "write_manifest",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -109,6 +127,10 @@ class DatasetInfo:
         source: home page of the set.
         licence: terms of use, as the source states them (not legal advice).
         citation: the paper to cite.
+        parts: names of registered sets whose images make this one (a composite set, e.g. DF2K =
+            DIV2K + Flickr2K); it has no mirrors of its own.
+        take: keep only this many images of the parts: those whose ``<part>/<file name>`` has the
+            smallest sha256 (a fixed, reproducible choice spread over the whole set).
     """
 
     name: str
@@ -120,6 +142,8 @@ class DatasetInfo:
     source: str = ""
     licence: str = ""
     citation: str = ""
+    parts: tuple[str, ...] = ()
+    take: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -127,6 +151,10 @@ class DatasetInfo:
         _check_relative(self.subdir, f"subdir of data set {self.name}")
         if self.count is not None and self.count <= 0:
             raise ValueError(f"data set {self.name}: count must be positive, got {self.count}")
+        if self.parts and self.mirrors:
+            raise ValueError(f"data set {self.name}: a composite set (parts) has no mirrors of its own")
+        if self.take is not None and (not self.parts or self.take <= 0):
+            raise ValueError(f"data set {self.name}: take needs parts and must be positive, got {self.take}")
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -255,6 +283,28 @@ _ENTRIES = [
         licence=_RESEARCH_ONLY,
         citation=("X. Wang, K. Yu, C. Dong and C. C. Loy, Recovering Realistic Texture in Image "
                   "Super-resolution by Deep Spatial Feature Transform, CVPR 2018")),
+    # Table 3's training sets (PAPER.md, section 4.2), built from the sets above on first use.
+    DatasetInfo(
+        name="DF2K",
+        description="DF2K = DIV2K (800) + Flickr2K (2650): 3450 2K-resolution HR images, files "
+                    "renamed <part>_<name>",
+        kind="train", subdir="train/DF2K", count=3450, parts=("DIV2K", "Flickr2K"),
+        source="https://github.com/xinntao/BasicSR/blob/master/docs/DatasetPreparation.md",
+        licence="those of DIV2K and Flickr2K", citation=_DIV2K_CITE),
+    DatasetInfo(
+        name="OST-1342",
+        description=("1342 images of OST, the size of the subset GMGAN's paper adds to DF2K. The paper "
+                     "does not say which images; gmgan takes the 1342 whose OST/<file name> has the "
+                     "smallest sha256 (fixed, spread over the 7 categories)"),
+        kind="train", subdir="train/OST-1342", count=1342, parts=("OST",), take=1342,
+        source="https://github.com/xinntao/SFTGAN", licence=_RESEARCH_ONLY,
+        citation=("X. Wang, K. Yu, C. Dong and C. C. Loy, Recovering Realistic Texture in Image "
+                  "Super-resolution by Deep Spatial Feature Transform, CVPR 2018")),
+    DatasetInfo(
+        name="DF2K-OST",
+        description="DF2K + OST-1342: 4792 HR images, Table 3's 'DF2K + OST' row",
+        kind="train", subdir="train/DF2K-OST", count=4792, parts=("DIV2K", "Flickr2K", "OST-1342"),
+        source="https://github.com/xinntao/SFTGAN", licence="those of its parts", citation=_DIV2K_CITE),
     DatasetInfo(
         name="BSDS200",
         description="BSDS300 training split: 200 images of 481x321 (the 'BSD200' of the 291-image set)",
@@ -349,7 +399,8 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in _ENTRIES}
 _ALIASES = {"div2k-train": "DIV2K", "div2k_train": "DIV2K", "div2k-val": "DIV2K-valid",
             "div2k_valid": "DIV2K-valid", "b100": "BSD100", "bsds100": "BSD100", "bsd200": "BSDS200",
             "bsds300-train": "BSDS200", "91-image": "T91", "urban": "Urban100",
-            "outdoorscenetraining": "OST"}
+            "outdoorscenetraining": "OST", "df2k+ost": "DF2K-OST", "df2k_ost": "DF2K-OST",
+            "ost1342": "OST-1342"}
 
 
 def get_info(name: str | DatasetInfo) -> DatasetInfo:
@@ -418,25 +469,54 @@ def read_manifest(root: PathLike) -> dict[str, ManifestEntry] | None:
     manifest = Path(root) / MANIFEST_NAME
     if not manifest.is_file():
         return None
+    return parse_manifest(manifest.read_text(encoding="utf-8"), str(manifest))
+
+
+def parse_manifest(text: str, source: str = MANIFEST_NAME) -> dict[str, ManifestEntry]:
+    """Parse the text of a ``MANIFEST.tsv`` (``source`` names it in errors), see :func:`read_manifest`.
+
+    Paths must be relative POSIX paths without ``..`` (a mirror's manifest is not trusted).
+    """
+    lines = text.split("\n")
+    header = lines[0].rstrip("\r").split("\t")
+    missing = {"path", "sha256", "bytes"} - set(header)
+    if missing:
+        raise ValueError(f"{source}: header lacks column(s) {', '.join(sorted(missing))}")
+    col = {name: i for i, name in enumerate(header)}
     entries: dict[str, ManifestEntry] = {}
-    with open(manifest, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        missing = {"path", "sha256", "bytes"} - set(header)
-        if missing:
-            raise ValueError(f"{manifest}: header lacks column(s) {', '.join(sorted(missing))}")
-        col = {name: i for i, name in enumerate(header)}
-        for lineno, line in enumerate(f, start=2):
-            line = line.rstrip("\n")
-            if not line:
-                continue
-            fields = line.split("\t")
-            try:
-                row = {name: fields[i] for name, i in col.items()}
-                entry = ManifestEntry(row.pop("path"), row.pop("sha256").lower(), int(row.pop("bytes")), row)
-            except (IndexError, ValueError) as exc:
-                raise ValueError(f"{manifest}, line {lineno}: malformed row ({exc})") from exc
-            entries[entry.path] = entry
+    for lineno, line in enumerate(lines[1:], start=2):
+        line = line.rstrip("\r")
+        if not line:
+            continue
+        fields = line.split("\t")
+        try:
+            row = {name: fields[i] for name, i in col.items()}
+            entry = ManifestEntry(row.pop("path"), row.pop("sha256").lower(), int(row.pop("bytes")), row)
+            _check_relative(entry.path, "path")
+            if not _SHA256_RE.match(entry.sha256) or entry.bytes < 0:
+                raise ValueError(f"bad sha256 or size for {entry.path}")
+        except (IndexError, ValueError) as exc:
+            raise ValueError(f"{source}, line {lineno}: malformed row ({exc})") from exc
+        entries[entry.path] = entry
     return entries
+
+
+def write_manifest(root: PathLike) -> int:
+    """Write ``<root>/MANIFEST.tsv`` (columns path, sha256, bytes) listing every file under ``root``
+    except hidden files and folders, ``downloads/`` and lock files, so that the folder can be served
+    as a data mirror (``GMGAN_DATA_MIRROR``). Returns the number of files listed."""
+    root = Path(root)
+    rows = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if (not path.is_file() or any(part.startswith(".") for part in rel.parts)
+                or rel.parts[0] == "downloads" or rel.name == MANIFEST_NAME or path.suffix in (".lock", ".part")):
+            continue
+        rows.append(f"{rel.as_posix()}\t{sha256_file(path)}\t{path.stat().st_size}")
+    tmp = root / f".{MANIFEST_NAME}.tmp"
+    tmp.write_text("path\tsha256\tbytes\n" + "".join(r + "\n" for r in rows), encoding="utf-8")
+    os.replace(tmp, root / MANIFEST_NAME)
+    return len(rows)
 
 
 def manifest_files(manifest: dict[str, ManifestEntry], subdir: str) -> list[ManifestEntry]:

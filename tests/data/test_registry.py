@@ -22,6 +22,9 @@ def test_every_entry_is_complete():
         if name == "samples":
             assert info.urls == ()  # made offline from scikit-image
             continue
+        if info.parts:  # a composite set: made from registered sets that have URLs
+            assert info.urls == () and all(get_info(part).urls or get_info(part).parts for part in info.parts)
+            continue
         assert info.urls, f"{name} has no download URL"
         for mirror in info.mirrors:
             assert mirror.url.startswith(("https://", "http://"))
@@ -31,7 +34,8 @@ def test_every_entry_is_complete():
 
 def test_expected_counts_of_well_known_sets():
     expected = {"DIV2K": 800, "DIV2K-valid": 100, "Flickr2K": 2650, "BSDS200": 200, "BSDS300-test": 100,
-                "T91": 91, "Set5": 5, "Set14": 14, "BSD100": 100, "Urban100": 100}
+                "T91": 91, "Set5": 5, "Set14": 14, "BSD100": 100, "Urban100": 100,
+                "DF2K": 3450, "OST-1342": 1342, "DF2K-OST": 3450 + 1342}  # PAPER.md, section 4.2
     assert {name: DATASETS[name].count for name in expected} == expected
 
 
