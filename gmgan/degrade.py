@@ -131,7 +131,8 @@ def make_set(sources: Sequence[PathLike], *, name: str, downscale: float = 1.0,
             e.g. the training patch size, which such images could not fill. They are listed under
             ``skipped`` in the folder's ``.gmgan-prepared.json``.
         dst: the output folder; default ``derived_dir("prepared")/<name>-<hash>/<name>``, the hash
-            taken over the source paths and the parameters, so that the trainer's LR images land
+            taken over the output names of the images and the parameters (the same on every
+            machine), so that the trainer's LR images land
             beside it (``.../<name>+x4``, see :func:`gmgan.data.prepare_training_set`).
         progress: show a tqdm bar.
 
@@ -165,9 +166,10 @@ def make_set(sources: Sequence[PathLike], *, name: str, downscale: float = 1.0,
               "pillow": pillow_version}
     if dst is None:
         # One folder per (sources, parameters); its last part is ``name``, which is what the trainer
-        # shows (run folders are named after the training set's folder).
-        what = "\n".join([*(str(f.resolve()) for f, _ in files),
-                          f"{downscale:g} {jpeg_quality} {min_side}"])
+        # shows (run folders are named after the training set's folder). The digest takes the
+        # images' output names, not their absolute paths, so that the folder, and the configuration
+        # of a model trained on it (gmgan.experiments.config_key), is the same on every machine.
+        what = "\n".join([*(stem for _, stem in files), f"{downscale:g} {jpeg_quality} {min_side}"])
         digest = hashlib.sha1(what.encode()).hexdigest()[:8]
         dst = derived_dir("prepared") / f"{name}-{digest}" / name
     dst = Path(dst)

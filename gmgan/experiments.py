@@ -97,7 +97,7 @@ _MECHANICS = frozenset({"name", "out_dir", "resume", "device", "num_workers", "p
 # Fields that only one phase reads: left out of the key of a run without that phase.
 _PRETRAIN_ONLY = frozenset({"pretrain_iters", "pretrain_lr", "pretrain_lr_halve_every", "pretrain_betas"})
 _GAN_ONLY = frozenset({"gan_iters", "gan_lr", "critic_lr", "gan_lr_halve_every", "gan_betas", "pretrained_g", "n_critic",
-                       "alpha", "beta", "gamma", "delta", "lam", "perceptual_layer", "perceptual_weights",
+                       "alpha", "beta", "gamma", "delta", "lam", "perceptual_layer", "perceptual_weights", "balance_random_vgg",
                        "d_num_feat", "d_norm"})
 
 #: CPU seconds per generator update of the ``teach`` preset, training on one thread (see
@@ -129,17 +129,20 @@ H200_TO_T4 = 989.0 / 65.0
 T4_SECONDS_PER_UPDATE: dict[str, float | None] = {
     phase: None if seconds is None else seconds * H200_TO_T4 for phase, seconds in GPU_SECONDS_PER_UPDATE.items()}
 
-#: The notebooks' training scale: fields of each preset that notebooks 06-09 change, so that every
-#: notebook stays within a few minutes on 2 CPU cores at ``teach``. Applied by
-#: :func:`teaching_run` (before its own ``overrides``), so all notebooks share the same models.
-#: ``teach`` here: 750 phase-1 updates (the preset's 1000 cost another 45 s) and 100 phase-2
-#: updates (the preset has 300: 2.5 CPU minutes more per GAN model), validation every 150 updates.
-#: ``paper``: the paper's training data, DIV2K with its 8 dihedral versions (the preset itself
-#: defaults to the small offline sample set, which only tests the pipeline).
-NOTEBOOK_SCALE: dict[str, dict[str, Any]] = {
-    "teach": {"pretrain_iters": 750, "gan_iters": 100, "val_every": 150},
-    "paper": {"train_set": "DIV2K", "augment8": True},
-}
+#: Seeds of the teaching models: every model that enters a comparison is trained with each of
+#: them, so that a difference can be set against the spread that the seed alone makes.
+SEEDS: tuple[int, ...] = (0, 1, 2)
+
+#: The teaching models shipped with the package (``gmgan/teaching_models/<preset>/<run name>``):
+#: finished runs of the ``teach`` preset (weights, configuration, logs), trained once on a CPU by
+#: :func:`train_teaching_models` and reused by the notebooks instead of training again. They are
+#: found by their configuration (:func:`config_key`), exactly like the runs of the derived-data
+#: cache, so a notebook that changes a field trains its own model.
+SHIPPED_DIR = Path(__file__).with_name("teaching_models")
+
+#: Runs whose raw (non-averaged) generator is shipped too, for the EMA-against-raw comparison of
+#: notebook 06; the others ship only their moving average, which every table evaluates.
+SHIP_RAW = frozenset({"gmgan-s0"})
 
 _RUN_FILE = "run.json"
 
@@ -206,23 +209,28 @@ def default_perceptual_weights(preset: str = "teach", *, verbose: bool = False) 
 # ---------------------------------------------------------------------------------------------
 
 def _portable_path(value: str | None) -> str | None:
-    """A path inside the derived-data cache, written relative to it (so keys do not depend on where
-    ``GMGAN_DERIVED`` points)."""
-    if not value:
+    """A path written so that keys do not depend on the machine: a trained model's file as
+    ``<models>/<preset>/<run>/...`` whether it lies in the shipped models or in the derived-data
+    cache's ``models`` folder, any other file of the derived-data cache as ``<derived>/...``.
+    Anything else (a registry name, a folder elsewhere, an already portable path) is kept."""
+    if not value or str(value).startswith("<"):
         return value
-    root = derived_dir(create=False)
-    try:
-        return "<derived>/" + Path(value).expanduser().resolve().relative_to(root).as_posix()
-    except ValueError:
-        return str(value)
+    path = Path(value).expanduser().resolve()
+    derived = derived_dir(create=False)
+    for root, tag in ((SHIPPED_DIR.resolve(), "<models>"), (derived / "models", "<models>"), (derived, "<derived>")):
+        try:
+            return f"{tag}/" + path.relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return str(value)
 
 
 def config_key(cfg: TrainConfig) -> dict[str, Any]:
     """The fields of ``cfg`` that decide what a run learns and logs, as a plain dict.
 
     Left out: where and how it runs (name, out_dir, device, workers, progress bar, TensorBoard,
-    checkpoint cadence) and the fields of a phase the run does not have. ``pretrained_g`` is written
-    relative to the derived-data cache when it lies inside it.
+    checkpoint cadence) and the fields of a phase the run does not have. ``pretrained_g``
+    and ``train_set`` are written machine-independently (:func:`_portable_path`).
     """
     phases = cfg.phases()
     skip = set(_MECHANICS)
@@ -231,8 +239,9 @@ def config_key(cfg: TrainConfig) -> dict[str, Any]:
     if "gan" not in phases:
         skip |= _GAN_ONLY
     key = {k: v for k, v in cfg.to_dict().items() if k not in skip}
-    if "pretrained_g" in key:
-        key["pretrained_g"] = _portable_path(key["pretrained_g"])
+    for name in ("pretrained_g", "train_set"):
+        if name in key:
+            key[name] = _portable_path(key[name])
     return key
 
 
@@ -370,7 +379,9 @@ class RunInfo:
         preset: the preset it belongs to (``"teach"``, ``"paper"``).
         run_dir: the run folder.
         config: the configuration it was trained with.
-        cached: True when it was found in the cache, False when it was trained in this call.
+        cached: True when it was found (shipped or in the cache), False when it was trained in
+            this call.
+        shipped: True for a model shipped with the package (:data:`SHIPPED_DIR`).
         weights: ``{phase: {"G": path, "G_ema": path[, "D": path]}}`` (safetensors files).
         history: one dict per logged step, as in ``<phase>/log.jsonl`` (``phase``, ``step``, the
             loss terms: ``mse`` in phase 1; ``mse``, ``perceptual``, ``quality``, ``adversarial``,
@@ -389,6 +400,7 @@ class RunInfo:
     run_dir: Path
     config: TrainConfig
     cached: bool
+    shipped: bool = False
     weights: dict[str, dict[str, Path]] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     validation: list[dict[str, Any]] = field(default_factory=list)
@@ -399,11 +411,19 @@ class RunInfo:
 
     @property
     def relative_dir(self) -> str:
-        """The run folder relative to the derived-data cache, e.g. ``models/teach/gmgan``."""
-        try:
-            return self.run_dir.resolve().relative_to(derived_dir(create=False)).as_posix()
-        except ValueError:
-            return str(self.run_dir)
+        """The run folder relative to the derived-data cache (``models/teach/gmgan-s0``) or to the
+        package (``gmgan/teaching_models/teach/gmgan-s0``) when it lies in one of them."""
+        for root in (derived_dir(create=False), SHIPPED_DIR.parent.parent):
+            try:
+                return self.run_dir.resolve().relative_to(root.resolve()).as_posix()
+            except ValueError:
+                continue
+        return str(self.run_dir)
+
+    @property
+    def minutes(self) -> float:
+        """Wall-clock minutes its phases took when it was trained (machine-dependent)."""
+        return sum(self.seconds.values()) / 60
 
     def generator_path(self, ema: bool = True, phase: str | None = None) -> Path:
         """The final generator file of ``phase`` (default: the run's last phase): the moving
@@ -450,7 +470,8 @@ def _phase_weights(folder: Path, phase: str) -> dict[str, Path]:
             if (folder / phase / f"{k}.safetensors").is_file()}
 
 
-def load_run(folder: str | os.PathLike, *, preset: str = "", cached: bool = True) -> RunInfo:
+def load_run(folder: str | os.PathLike, *, preset: str = "", cached: bool = True,
+             shipped: bool = False) -> RunInfo:
     """Read a finished run from its folder (one with ``run.json``), without training.
 
     Raises ``FileNotFoundError`` naming the folder when it holds no finished run.
@@ -469,9 +490,9 @@ def load_run(folder: str | os.PathLike, *, preset: str = "", cached: bool = True
         validation += read_jsonl(folder / phase / "val.jsonl")
     parent = None
     if record.get("parent"):
-        parent = load_run(folder.parent / record["parent"], preset=preset, cached=True)
+        parent = load_run(folder.parent / record["parent"], preset=preset, cached=True, shipped=shipped)
     return RunInfo(name=folder.name, preset=preset or record.get("preset", ""), run_dir=folder, config=cfg,
-                   cached=cached, weights={p: _phase_weights(folder, p) for p in cfg.phases()},
+                   cached=cached, shipped=shipped, weights={p: _phase_weights(folder, p) for p in cfg.phases()},
                    history=history, validation=validation, bicubic=record.get("bicubic", {}),
                    perceptual=record.get("perceptual"), seconds=record.get("seconds", {}), parent=parent)
 
@@ -486,7 +507,7 @@ def _folder_state(folder: Path, key: dict[str, Any], phases: list[str]) -> str:
     if saved != key:
         return "other"
     finished = (folder / _RUN_FILE).is_file() and all(
-        "G" in _phase_weights(folder, p) for p in phases)
+        _phase_weights(folder, p).keys() & {"G", "G_ema"} for p in phases)
     return "done" if finished else "partial"
 
 
@@ -528,16 +549,18 @@ def _announce_training(label: str, cfg: TrainConfig, reason: str) -> None:
 
 
 def ensure_run(name: str, cfg: TrainConfig, *, preset: str = "", parent: str | None = None,
-               verbose: bool = True, threads: int | None = 1) -> RunInfo:
-    """The run ``name`` of ``cfg`` from the cache, trained now if it is not there.
+               verbose: bool = True, threads: int | None = 1, retrain: bool = False) -> RunInfo:
+    """The run ``name`` of ``cfg``: shipped with the package, from the cache, or trained now.
 
-    Looks in ``gmgan.cache.derived_dir("models", preset, name)`` (``preset`` default:
+    Looks first among the shipped teaching models (:data:`SHIPPED_DIR`, unless ``retrain``), then
+    in ``gmgan.cache.derived_dir("models", preset, name)`` (``preset`` default:
     ``cfg.name``) for a finished run whose saved configuration has the same :func:`config_key`;
     then in ``<name>-<config_hash(cfg)>``. If neither holds it, trains ``cfg`` with
     :func:`gmgan.train.train` into the first of the two that is free (or that holds an unfinished
     run of the same configuration, which is resumed) and writes ``run.json``.
 
-    Prints one line (``verbose``): ``using the cached model 'NAME' (PRESET) from models/...`` or
+    Prints one line (``verbose``): ``using the shipped model 'NAME' (PRESET), trained in ...``,
+    ``using the cached model 'NAME' (PRESET) from models/...`` or
     ``no cached model 'NAME' (PRESET) - training it now: N updates, about T min on 2 CPU cores``.
     Training runs with seed ``cfg.seed`` set for everything, including a random VGG19 (so repeated
     runs on one CPU give identical weights and losses), without a progress bar and TensorBoard.
@@ -549,6 +572,8 @@ def ensure_run(name: str, cfg: TrainConfig, *, preset: str = "", parent: str | N
         parent: the name of the run (same ``preset`` folder) whose generator phase 2 starts from;
             recorded so that :func:`load_run` can return it with the run.
         verbose: print the line above.
+        retrain: ignore the shipped models (train into the derived-data cache, or reuse a model
+            trained there before).
         threads: CPU threads torch may use while training (restored afterwards); None leaves
             torch's setting. One thread by default, for two reasons: the result is then the same
             bits on machines with different core counts (CI re-runs the notebooks and compares
@@ -569,9 +594,17 @@ def ensure_run(name: str, cfg: TrainConfig, *, preset: str = "", parent: str | N
         raise ValueError(f"ensure_run: name must be a folder name (letters, digits, _ . + -), got {name!r}")
     preset = preset or cfg.name
     key = config_key(cfg)
+    label = f"'{name}' ({preset})"
+    if not retrain:
+        for folder in (SHIPPED_DIR / preset / name, SHIPPED_DIR / preset / f"{name}-{config_hash(cfg)}"):
+            if _folder_state(folder, key, cfg.phases()) == "done":
+                run = load_run(folder, preset=preset, cached=True, shipped=True)
+                if verbose:
+                    print(f"using the shipped model {label}, trained in {run.minutes:.0f} min on one CPU thread "
+                          f"(retrain=True trains it again)", flush=True)
+                return run
     base = derived_dir("models", preset, create=False) / name
     hashed = base.with_name(f"{name}-{config_hash(cfg)}")
-    label = f"'{name}' ({preset})"
     base.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(base.parent / f".{name}.lock")):  # two notebooks never train one run at once
         states = {folder: _folder_state(folder, key, cfg.phases()) for folder in (base, hashed)}
@@ -622,27 +655,35 @@ def _slug(text: str) -> str:
     return re.sub(r"[^\w.+-]+", "_", Path(text).name or text).strip("_") or "set"
 
 
-def run_name(variant: str, *, preset: str = "teach", train_set: str | None = None) -> str:
-    """The cache folder name of a variant: the variant itself, or ``<variant>-<set>`` when
-    ``train_set`` is given and is not the preset's own (e.g. ``gmgan-BSDS200``)."""
-    if train_set is None or train_set == get_preset(preset).train_set:
-        return variant
-    return f"{variant}-{_slug(train_set)}"
+def run_name(variant: str, *, preset: str = "teach", train_set: str | None = None, seed: int = 0,
+             augment8: bool | None = None) -> str:
+    """The folder name of a variant's run: ``<variant>[-<set>][-x8]-s<seed>``, e.g. ``gmgan-s0``,
+    ``gmgan-imagenet-like-s1``. The set appears when ``train_set`` is not the preset's own, ``-x1``
+    / ``-x8`` when ``augment8`` differs from the preset's."""
+    base = get_preset(preset)
+    parts = [variant]
+    if train_set is not None and train_set != base.train_set:
+        parts.append(_slug(train_set))
+    if augment8 is not None and augment8 != base.augment8:
+        parts.append("x8" if augment8 else "x1")
+    return "-".join(parts) + f"-s{seed}"
 
 
 def teaching_config(variant: str = "gmgan", *, preset: str = "teach", train_set: str | None = None,
-                    pretrained_g: str | os.PathLike | None = None, notebook_scale: bool = True,
+                    pretrained_g: str | os.PathLike | None = None, seed: int = 0,
                     **overrides: Any) -> TrainConfig:
-    """The :class:`TrainConfig` of a variant: ``get_preset(preset)``, then (``notebook_scale``)
-    :data:`NOTEBOOK_SCALE`'s fields for the preset, ``perceptual_weights`` by
-    :func:`default_perceptual_weights`, the variant's fields, ``train_set`` if given, and last
-    ``overrides``. Phase-2 variants need ``pretrained_g`` (the parent's generator;
-    :func:`teaching_run` fills it in)."""
+    """The :class:`TrainConfig` of a variant: ``get_preset(preset)``, ``perceptual_weights`` by
+    :func:`default_perceptual_weights` where the preset asks for ImageNet weights (``teach`` keeps
+    its seeded random VGG19) and ``overrides`` do not say otherwise, the variant's fields,
+    ``train_set`` and ``seed``, and last ``overrides``. Phase-2 variants need ``pretrained_g``
+    (the parent's generator; :func:`teaching_run` fills it in)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known variants: {', '.join(VARIANTS)}")
     fields, _, _ = VARIANTS[variant]
-    values: dict[str, Any] = dict(NOTEBOOK_SCALE.get(preset, {})) if notebook_scale else {}
-    values.update({"perceptual_weights": default_perceptual_weights(), **fields})
+    values: dict[str, Any] = {"seed": seed, **fields}
+    base = get_preset(preset, **fields)
+    if "gan" in base.phases() and "perceptual_weights" not in overrides and base.perceptual_weights == "imagenet":
+        values["perceptual_weights"] = default_perceptual_weights(preset)  # fetched, or refused
     if train_set is not None:
         values["train_set"] = train_set
     if pretrained_g is not None:
@@ -652,23 +693,25 @@ def teaching_config(variant: str = "gmgan", *, preset: str = "teach", train_set:
 
 
 def teaching_run(variant: str = "gmgan", *, preset: str = "teach", train_set: str | None = None,
-                 notebook_scale: bool = True, verbose: bool = True, threads: int | None = 1,
+                 seed: int = 0, retrain: bool = False, verbose: bool = True, threads: int | None = 1,
                  **overrides: Any) -> RunInfo:
-    """One of the experiments' models (:data:`VARIANTS`), from the cache or trained now.
+    """One of the experiments' models (:data:`VARIANTS`): shipped, from the cache, or trained now.
 
-    ``"gmgan"`` and ``"gmgan-no-lq"`` first get their parent ``"psnr"`` run (same preset,
-    ``train_set`` and ``overrides``; phase-2 fields do not change the parent's key, so every phase-2
-    variant shares one phase-1 generator), then train phase 2 from its final EMA generator.
+    ``"gmgan"`` and ``"gmgan-no-lq"`` start from their parent ``"psnr"`` run of the same preset
+    and seed, which phase 1 trains on the preset's own training set (the paper pre-trains once
+    and fine-tunes each variant from it); phase 2 then trains on ``train_set``.
 
     Args:
         variant: ``"psnr"``, ``"gmgan"`` or ``"gmgan-no-lq"``.
-        preset: ``"teach"`` (minutes on a CPU) or ``"paper"`` (the paper's scale, a GPU).
-        train_set: a registry name or a folder of HR images (default: the preset's); the run's
-            folder is then :func:`run_name`'s ``<variant>-<set>`` (e.g. ``gmgan-BSDS200``).
-        notebook_scale: apply :data:`NOTEBOOK_SCALE` (the notebooks' iteration counts) first.
-        verbose: print whether the model came from the cache or is being trained.
+        preset: ``"teach"`` (shipped, trained on a CPU), ``"colab"`` (an hour on a Colab GPU) or
+            ``"paper"`` (the paper's scale).
+        train_set: phase 2's training set, a registry name or a folder of HR images (default: the
+            preset's); it becomes part of the run's name (:func:`run_name`).
+        seed: the run's seed (and its parent's).
+        retrain: train instead of using a shipped model (see :func:`ensure_run`).
+        verbose: print where the model came from.
         threads: CPU threads while training (see :func:`ensure_run`).
-        overrides: :class:`TrainConfig` fields, e.g. ``pretrain_iters=500``.
+        overrides: :class:`TrainConfig` fields of this run, e.g. ``augment8=False``.
 
     Returns:
         a :class:`RunInfo` whose ``parent`` is the phase-1 run for phase-2 variants.
@@ -679,17 +722,161 @@ def teaching_run(variant: str = "gmgan", *, preset: str = "teach", train_set: st
     parent = None
     pretrained = overrides.pop("pretrained_g", None)
     if parent_variant is not None and pretrained is None:
-        parent = teaching_run(parent_variant, preset=preset, train_set=train_set,
-                              notebook_scale=notebook_scale, verbose=verbose, threads=threads, **overrides)
+        parent = teaching_run(parent_variant, preset=preset, seed=seed, retrain=retrain, verbose=verbose,
+                              threads=threads)
         pretrained = parent.generator_path(ema=True)
-    cfg = teaching_config(variant, preset=preset, train_set=train_set, pretrained_g=pretrained,
-                          notebook_scale=notebook_scale, **overrides)
-    run = ensure_run(run_name(variant, preset=preset, train_set=train_set), cfg, preset=preset,
-                     parent=None if parent is None else parent.run_dir.name, verbose=verbose,
-                     threads=threads)
+    cfg = teaching_config(variant, preset=preset, train_set=train_set, pretrained_g=pretrained, seed=seed,
+                          **overrides)
+    name = run_name(variant, preset=preset, train_set=train_set, seed=seed, augment8=overrides.get("augment8"))
+    run = ensure_run(name, cfg, preset=preset, parent=None if parent is None else parent.run_dir.name,
+                     verbose=verbose, threads=threads, retrain=retrain)
     if parent is not None:
         run.parent = parent
     return run
+
+
+# ---------------------------------------------------------------------------------------------
+# Table 3: the training sets
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """One row of the paper's Table 3 as trained here: phase 2's training set (a registry name or
+    a folder), whether it is used in its 8 dihedral versions, and the paper's row it stands for."""
+
+    train_set: str
+    augment8: bool
+    paper_row: str
+
+
+#: The stand-ins of the teach preset for the paper's four training sets (none of ImageNet, DF2K
+#: or OST is offline): images of the same kind, in the same relations of quality and quantity.
+#: ImageNet's 10,000 low-quality images: BSDS200 + T91 shrunk by 2 (MATLAB bicubic) and saved as
+#: JPEG quality 50 (290 images, more than T91 but worse); DF2K: T91; DF2K + OST: T91 with the two
+#: OST300 photos and three scikit-image textures; the augmentation: T91 in its 8 dihedral versions.
+TEACH_LOW_QUALITY = {"sources": ("BSDS200", "T91"), "downscale": 2.0, "jpeg_quality": 50}
+TEACH_TEXTURES = {"sets": ("OST300-samples",), "samples": ("grass", "gravel", "brick")}
+
+
+def table3_sets(preset: str = "teach", *, progress: bool = False) -> dict[str, TrainingSet]:
+    """The four training sets of Table 3 for ``preset``, by label, building the derived ones
+    (:func:`gmgan.degrade.make_set`) on first use. The last one, the 8x augmentation, is the
+    preset's own training data, so its GMGAN is the one of Tables 1 and 2.
+
+    ``teach``: the offline stand-ins described at :data:`TEACH_LOW_QUALITY`. Other presets: the
+    paper's own sets where the registry has them (``DF2K``, ``DF2K-OST``, ``DIV2K`` x8); the
+    ImageNet row is DIV2K degraded like the teach stand-in (its 10,000 images are not public as a
+    set).
+    """
+    from gmgan.data import dataset_dir
+    from gmgan.degrade import make_set
+
+    cfg = get_preset(preset)
+    if preset == "teach":
+        hq = cfg.train_set
+        low = make_set(list(TEACH_LOW_QUALITY["sources"]), name="imagenet-like",
+                       downscale=TEACH_LOW_QUALITY["downscale"], jpeg_quality=TEACH_LOW_QUALITY["jpeg_quality"],
+                       min_side=cfg.patch_size, progress=progress)
+        textures = [hq, *TEACH_TEXTURES["sets"],
+                    *(dataset_dir("samples") / f"{name}.png" for name in TEACH_TEXTURES["samples"])]
+        rich = make_set(textures, name=f"{hq}-textures", progress=progress)
+        return {"ImageNet-like": TrainingSet(str(low), False, "ImageNet"),
+                hq: TrainingSet(hq, False, "DF2K"),
+                f"{hq} + textures": TrainingSet(str(rich), False, "DF2K + OST"),
+                f"{hq}, 8x dihedral": TrainingSet(hq, True, "Augmentation")}
+    low = make_set([cfg.train_set], name="imagenet-like", downscale=TEACH_LOW_QUALITY["downscale"],
+                   jpeg_quality=TEACH_LOW_QUALITY["jpeg_quality"], min_side=cfg.patch_size, progress=progress)
+    return {"ImageNet-like": TrainingSet(str(low), False, "ImageNet"),
+            "DF2K": TrainingSet("DF2K", False, "DF2K"),
+            "DF2K + OST": TrainingSet("DF2K-OST", False, "DF2K + OST"),
+            f"{cfg.train_set}, 8x dihedral": TrainingSet(cfg.train_set, True, "Augmentation")}
+
+
+def table3_run(training_set: TrainingSet, *, preset: str = "teach", seed: int = 0, retrain: bool = False,
+               verbose: bool = True, threads: int | None = 1) -> RunInfo:
+    """GMGAN trained on one of :func:`table3_sets` (phase 2 from the preset's PSNR model)."""
+    base = get_preset(preset)
+    train_set = None if training_set.train_set == base.train_set else training_set.train_set
+    return teaching_run("gmgan", preset=preset, train_set=train_set, seed=seed, retrain=retrain, verbose=verbose,
+                        threads=threads, **({} if training_set.augment8 == base.augment8
+                                            else {"augment8": training_set.augment8}))
+
+
+# ---------------------------------------------------------------------------------------------
+# Training and shipping the teaching models
+# ---------------------------------------------------------------------------------------------
+
+def teaching_plan(preset: str = "teach", seeds: tuple[int, ...] = SEEDS) -> list[tuple[str, dict[str, Any]]]:
+    """Every model the notebooks compare, in an order that trains parents first: for each seed
+    the PSNR model, then GMGAN, GMGAN without l_Q and GMGAN on each other Table 3 set. Returns
+    ``[(what, keyword arguments of teaching_run or table3_run), ...]``."""
+    plan: list[tuple[str, dict[str, Any]]] = [("psnr", {"seed": s}) for s in seeds]
+    sets = [ts for ts in table3_sets(preset).values() if ts.paper_row != "Augmentation"]
+    for s in seeds:
+        plan += [("gmgan", {"seed": s}), ("gmgan-no-lq", {"seed": s})]
+        plan += [("table3", {"seed": s, "training_set": ts}) for ts in sets]
+    return plan
+
+
+def _train_planned(item: tuple[str, dict[str, Any]], preset: str, retrain: bool, export: str | None) -> str:
+    what, kwargs = item
+    if what == "table3":
+        run = table3_run(preset=preset, retrain=retrain, verbose=True, **kwargs)
+    else:
+        run = teaching_run(what, preset=preset, retrain=retrain, verbose=True, **kwargs)
+    if export:
+        export_run(run, Path(export) / preset / run.name, raw=run.name in SHIP_RAW)
+    return f"{run.name}: {run.minutes:.1f} min"
+
+
+def train_teaching_models(preset: str = "teach", *, jobs: int = 1, seeds: tuple[int, ...] = SEEDS,
+                          export: str | os.PathLike | None = None, retrain: bool = True) -> None:
+    """Train every model of :func:`teaching_plan` into the derived-data cache, ``jobs`` at a time
+    (one CPU thread each), and copy each finished run to ``export`` (e.g. :data:`SHIPPED_DIR`).
+    This is how the shipped teaching models were made (``gmgan teaching-models train``)."""
+    import concurrent.futures
+    import multiprocessing
+
+    plan = teaching_plan(preset, seeds)
+    export_text = None if export is None else str(export)
+    if jobs <= 1:
+        for item in plan:
+            print(_train_planned(item, preset, retrain, export_text), flush=True)
+        return
+    # Parents first: a GAN run waits (file lock in ensure_run) for a PSNR run another job trains.
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = [pool.submit(_train_planned, item, preset, retrain, export_text) for item in plan]
+        for future in futures:
+            print(future.result(), flush=True)
+
+
+def export_run(run: RunInfo, dst: str | os.PathLike, *, raw: bool = False) -> Path:
+    """Copy a finished run to ``dst`` in the layout :func:`load_run` reads, keeping what the
+    notebooks use: ``config.yaml`` (paths written portably), ``run.json``, each phase's
+    ``log.jsonl``, ``val.jsonl`` and ``G_ema.safetensors`` (and ``G.safetensors`` with ``raw``).
+    Checkpoints, the critic and TensorBoard files stay behind. Written under a temporary name and
+    renamed, replacing an older copy."""
+    import shutil
+
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    cfg = run.config
+    portable = dataclasses.replace(cfg, out_dir=None, resume=False, pretrained_g=_portable_path(cfg.pretrained_g),
+                                   train_set=_portable_path(cfg.train_set))
+    portable.to_yaml(tmp / "config.yaml")
+    shutil.copy2(run.run_dir / _RUN_FILE, tmp / _RUN_FILE)
+    for phase in cfg.phases():
+        (tmp / phase).mkdir()
+        for name in ("log.jsonl", "val.jsonl", "G_ema.safetensors", *(("G.safetensors",) if raw else ())):
+            if (run.run_dir / phase / name).is_file():
+                shutil.copy2(run.run_dir / phase / name, tmp / phase / name)
+    if dst.exists():
+        shutil.rmtree(dst)
+    tmp.rename(dst)
+    return dst
 
 
 def load_run_generator(run: RunInfo, ema: bool = True, phase: str | None = None,

@@ -431,11 +431,14 @@ def _features_state(
     return out
 
 
-def _init_like_torchvision(features: nn.Sequential) -> None:
-    """torchvision's VGG initialisation of the conv layers (kaiming normal, fan_out; zero bias)."""
+def _init_like_torchvision(features: nn.Sequential, seed: int | None = None) -> None:
+    """torchvision's VGG initialisation of the conv layers (kaiming normal, fan_out; zero bias),
+    drawn from a generator seeded with ``seed`` (None: torch's global generator)."""
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
     for layer in features:
         if isinstance(layer, nn.Conv2d):
-            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu",
+                                    generator=generator)
             nn.init.zeros_(layer.bias)
 
 
@@ -453,7 +456,9 @@ class PerceptualLoss(nn.Module):
         weights: ``"imagenet"`` -> torchvision's ``VGG19_Weights.IMAGENET1K_V1`` (torch hub cache,
             downloaded if missing; offline a RuntimeError names the file, URL and fixes); a path to
             a ``.pth`` / ``.safetensors`` state dict of torchvision's vgg19 or of its ``features``;
-            None -> random weights (tests only; warns).
+            None -> random weights (a stand-in where ImageNet weights are unavailable; warns).
+        seed: with ``weights=None``, the seed of the random weights (None: torch's global
+            generator), so that two runs with one seed compare images through the same network.
 
     ``forward(sr, hr)``: float (N, 3, H, W) RGB in [0, 1] each -> float32 scalar, mean squared
     feature difference (features are unnormalised activations, so the scale depends on the layer).
@@ -464,6 +469,7 @@ class PerceptualLoss(nn.Module):
         layer: str = "conv5_4",
         before_activation: bool = True,
         weights: WeightsSpec = "imagenet",
+        seed: int | None = None,
     ):
         super().__init__()
         if layer not in VGG19_LAYERS:
@@ -476,10 +482,11 @@ class PerceptualLoss(nn.Module):
         wanted = list(features.state_dict().keys())
         if weights is None:
             warnings.warn(
-                "PerceptualLoss(weights=None): random VGG19 weights; use only for tests",
+                "PerceptualLoss(weights=None): random VGG19 weights, a stand-in for the ImageNet "
+                "network of the paper's l_P",
                 stacklevel=2,
             )
-            _init_like_torchvision(features)
+            _init_like_torchvision(features, seed)
         else:
             if isinstance(weights, str) and weights == "imagenet":
                 state, source = _load_imagenet_state_dict(), "torchvision VGG19 IMAGENET1K_V1"

@@ -31,6 +31,7 @@ batch, each process computes ``batch_size / K`` samples and gradients are averag
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -50,7 +51,9 @@ from gmgan.train_utils import (
     PhaseRun,
     TrainingDiverged,
     bicubic_scores,
+    first_batch,
     frozen,
+    phase_seed,
     run_phase,
     setup,
 )
@@ -140,8 +143,39 @@ def perceptual_network(cfg: TrainConfig) -> torch.nn.Module | bool:
     spec = cfg.perceptual_weights
     if cfg.beta == 0 or spec.lower() in ("none", "off", "false"):
         return False
-    weights = None if spec.lower() == "random" else spec
-    return PerceptualLoss(layer=cfg.perceptual_layer, weights=weights)
+    if spec.lower() == "random":  # seeded by the run's seed: the same network on every resume
+        return PerceptualLoss(layer=cfg.perceptual_layer, weights=None, seed=cfg.seed)
+    return PerceptualLoss(layer=cfg.perceptual_layer, weights=spec)
+
+
+def balances_perceptual(cfg: TrainConfig) -> bool:
+    """Whether phase 2 rescales beta for a random VGG19 (:func:`balanced_beta`)."""
+    return (cfg.balance_random_vgg and cfg.beta > 0
+            and cfg.perceptual_weights.lower() == "random")
+
+
+@torch.no_grad()
+def balanced_beta(cfg: TrainConfig, G: torch.nn.Module, perceptual: torch.nn.Module,
+                  lr: torch.Tensor, hr: torch.Tensor) -> tuple[float, float, float]:
+    """The weight of a random VGG19's l_P: ``beta * l_Q / l_P`` on the first batch of phase 2,
+    through the generator phase 2 starts from. Returns ``(weight, l_Q, l_P)``.
+
+    A random VGG19 is a stand-in for the paper's ImageNet network (whose weights may not be
+    reachable): its filters respond weakly, so its raw l_P is about 100x smaller than l_Q and
+    phase 2 would in effect drop it. With this weight, beta * l_P starts equal to beta * l_Q (the
+    unweighted l_Q, so that the "without l_Q" ablation gets the same weight as GMGAN), which is the
+    role l_P plays in the paper's loss. Both are measured on the same images, so the rule does not
+    depend on the run's length or on a resume; the ImageNet l_P of the ``paper`` preset is never
+    rescaled.
+    """
+    from gmgan.losses import QualityLoss
+
+    sr = G(lr).float()
+    l_q = float(QualityLoss()(sr, hr))
+    l_p = float(perceptual(sr, hr))
+    if not (l_p > 0 and math.isfinite(l_p)):
+        raise ValueError(f"balanced_beta: l_P of the first batch is {l_p}; cannot balance it")
+    return cfg.beta * l_q / l_p, l_q, l_p
 
 
 #: Adam's default epsilon (torch.optim.Adam), the term added to the root of the second moment.
@@ -217,6 +251,17 @@ def gan(cfg: TrainConfig, env: Env, stop: GracefulStop,
         perceptual = perceptual_network(cfg)
     criterion = GMGANLoss(alpha=cfg.alpha, beta=cfg.beta, gamma=cfg.gamma, delta=cfg.delta,
                           lam=cfg.lam, perceptual=perceptual).to(env.device)
+    if balances_perceptual(cfg):
+        # A random VGG19 stands in for the ImageNet one: weigh its l_P like the paper's (see
+        # balanced_beta), measured on the phase's first batch through the initial generator.
+        seed = phase_seed(cfg.seed, "gan")
+        lr0, hr0 = first_batch(training_patches(cfg, env, seed), cfg.batch_size, seed)
+        criterion.beta, l_q, l_p = balanced_beta(cfg, G, criterion.perceptual, lr0.to(env.device),
+                                                 hr0.to(env.device))
+        if env.is_main:
+            print(f"[gan] l_P uses a random VGG19: beta = {cfg.beta:g} x l_Q / l_P = {cfg.beta:g} x "
+                  f"{l_q:.4f} / {l_p:.5f} = {criterion.beta:.2f} (balance_random_vgg)",
+                  file=sys.stderr, flush=True)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.gan_lr, betas=cfg.gan_betas)
     opt_d = critic_optimizer(D, cfg)
     run = _phase_run("gan", cfg, env, stop, total=cfg.gan_iters, nets={"G": G, "D": D},
@@ -242,7 +287,7 @@ def gan(cfg: TrainConfig, env: Env, stop: GracefulStop,
 
         run.finish_step(step, {**{k: v for k, v in g_terms.items() if k != "total"}, "l_G": g_terms["total"],
                                "wasserstein": d_terms["wasserstein"], "gp": d_terms["gp"],
-                               "l_D": d_terms["total"]})
+                               "l_D": d_terms["total"], "beta": criterion.beta})
     return run.finish()
 
 

@@ -65,6 +65,8 @@ __all__ = [
     "RunFolderLock",
     "StepSampler",
     "TrainingDiverged",
+    "first_batch",
+    "phase_seed",
     "run_phase",
     "setup",
     "step_seed",
@@ -324,6 +326,11 @@ def setup(cfg: TrainConfig) -> Env:
     return env
 
 
+def phase_seed(seed: int, phase: str) -> int:
+    """The seed of a phase's data order and crops (:class:`StepSampler`, the dataset)."""
+    return 2 * seed + PHASE_INDEX[phase]
+
+
 def step_seed(seed: int, phase: str, step: int, rank: int = 0) -> int:
     """The seed of all random draws of one step, a pure function of its arguments (63 bits)."""
     ss = np.random.SeedSequence([seed, PHASE_INDEX[phase], step, rank])
@@ -393,6 +400,15 @@ class StepSampler:
         if self.end is None:
             raise TypeError("an endless StepSampler has no length")
         return max(0, self.end - self.start)
+
+
+def first_batch(dataset: Dataset, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole (global) batch of a phase's first step as :meth:`PhaseRun.batches` serves it:
+    ``(lr, hr)`` stacked on the CPU. ``seed`` is the phase's (:func:`phase_seed`), and ``dataset``
+    must be made with it; its crops depend on the index only, so this is the training batch."""
+    sampler = StepSampler(len(dataset), batch_size, seed=seed)
+    items = [dataset[i] for i in sampler.global_batch(0)]
+    return torch.stack([lr for lr, _ in items]), torch.stack([hr for _, hr in items])
 
 
 def make_loader(dataset: Dataset, sampler: StepSampler, *, num_workers: int, pin_memory: bool) -> DataLoader:
@@ -920,7 +936,7 @@ class PhaseRun:
         if self.complete:
             return
         cfg, env = self.cfg, self.env
-        seed = 2 * cfg.seed + PHASE_INDEX[self.phase]
+        seed = phase_seed(cfg.seed, self.phase)
         dataset = self.dataset_factory(seed)
         sampler = StepSampler(len(dataset), cfg.batch_size, seed=seed, start=self.start, end=self.total,
                               rank=env.rank, world_size=env.world_size)
