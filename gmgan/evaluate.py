@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gmgan.metrics import GREY_DEFAULT
+from gmgan.metrics import GREY_DEFAULT, channel_offsets, match_channel_means
 
 __all__ = ["BICUBIC", "METRICS", "PAPER_TABLE1", "PAPER_TABLE2", "PAPER_TABLE3", "EvalResult", "evaluate"]
 
@@ -100,6 +100,8 @@ class EvalResult:
         scale: the upscaling factor.
         grey: how single-channel images entered PSNR / SSIM (``"as_rgb"`` or ``"as_y"``, see
             :mod:`gmgan.metrics`); table captions name it.
+        offsets: ``{(method, set): [R, G, B]}``, the colour drift: mean over the set's images of
+            the mean SR - HR per channel, in grey levels (:func:`gmgan.metrics.channel_offsets`).
     """
 
     rows: dict[tuple[str, str, str], float] = field(default_factory=dict)
@@ -111,10 +113,18 @@ class EvalResult:
     metrics: list[str] = field(default_factory=list)
     scale: int = 4
     grey: str = GREY_DEFAULT
+    offsets: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 
     def mean(self, method: str, set_name: str, metric: str) -> float | None:
         """The set mean of a metric, or None when it was not measured."""
         return self.rows.get((method, set_name, metric))
+
+    def over_seeds(self, methods: Iterable[str], set_name: str, metric: str) -> tuple[float, float]:
+        """``(mean, range)`` of one metric's set means over several methods, e.g. the same model
+        trained with different seeds: their average, and the largest difference between two of
+        them (max - min), the chance gap that a comparison of two models must exceed."""
+        values = [self.rows[(m, set_name, metric)] for m in methods]
+        return float(np.mean(values)), float(np.max(values) - np.min(values))
 
     # -- files -----------------------------------------------------------------------------
 
@@ -359,7 +369,7 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
              metrics: Iterable[str] = ("psnr", "ssim", "gmsd"), *,
              scale: int = 4, limit: int | None = None, device: str | torch.device | None = None,
              tile: int | None = None, grey: str = GREY_DEFAULT, lr: str = "dataset",
-             progress: bool = False) -> EvalResult:
+             mean_matched: bool = False, progress: bool = False) -> EvalResult:
     """Score super-resolution methods on benchmark sets.
 
     Args:
@@ -383,6 +393,10 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
             against 26.00); see :mod:`gmgan.metrics`.
         lr: ``"dataset"`` (the sets' own LR files, as published results use) or ``"matlab"``
             (MATLAB-exact bicubic LR for every set); see :func:`gmgan.data.load_benchmark`.
+        mean_matched: also score every model's SR images shifted per channel to the HR image's
+            mean (:func:`gmgan.metrics.match_channel_means`), as the method
+            ``"<name> (mean-matched)"``: brightness-corrected scores beside the raw ones, for models
+            that drift in colour.
         progress: show a tqdm progress bar on stderr.
 
     Returns:
@@ -403,7 +417,10 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
     resolved = _resolve_models(models, device)
     functions = _metric_functions(scale, grey)
     unavailable_errors = _unavailable_errors()
-    result = EvalResult(methods=list(resolved), sets=sets, metrics=metrics, scale=scale, grey=grey)
+    methods = list(resolved)
+    if mean_matched:
+        methods += [f"{m} (mean-matched)" for m, model in resolved.items() if model is not None]
+    result = EvalResult(methods=methods, sets=sets, metrics=metrics, scale=scale, grey=grey)
 
     data = {s: load_benchmark(s, scale=scale, limit=limit, lr=lr) for s in sets}
     total = sum(len(v) for v in data.values()) * len(resolved)
@@ -413,28 +430,35 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
 
         bar = tqdm(total=total, desc="evaluate", unit="img")
     scores: dict[tuple[str, str, str], list[float]] = {}
+    offsets: dict[tuple[str, str], list[np.ndarray]] = {}
+
+    def score(method: str, set_name: str, item, sr: np.ndarray) -> None:
+        result.counts[(method, set_name)] = result.counts.get((method, set_name), 0) + 1
+        offsets.setdefault((method, set_name), []).append(channel_offsets(sr, item.hr))
+        for metric in metrics:
+            if metric in result.unavailable:
+                continue
+            try:
+                value = float(functions[metric](sr, item.hr))
+            except unavailable_errors as err:
+                result.unavailable[metric] = str(err)
+                continue
+            scores.setdefault((method, set_name, metric), []).append(value)
+            result.per_image.append({"method": method, "set": set_name, "image": item.name,
+                                     "metric": metric, "value": value})
+
     try:
         for method, model in resolved.items():
             for set_name, images in data.items():
-                result.counts[(method, set_name)] = len(images)
                 for item in images:
                     sr = _super_resolve(model, item.lr, scale, device=device, tile=tile)
                     if sr.shape != item.hr.shape:
                         raise ValueError(f"{set_name}/{item.name}: SR shape {sr.shape} "
                                          f"differs from "
                                          f"HR {item.hr.shape}")
-                    for metric in metrics:
-                        if metric in result.unavailable:
-                            continue
-                        try:
-                            value = float(functions[metric](sr, item.hr))
-                        except unavailable_errors as err:
-                            result.unavailable[metric] = str(err)
-                            continue
-                        scores.setdefault((method, set_name, metric), []).append(value)
-                        result.per_image.append({"method": method, "set": set_name,
-                                                 "image": item.name, "metric": metric,
-                                                 "value": value})
+                    score(method, set_name, item, sr)
+                    if mean_matched and model is not None:
+                        score(f"{method} (mean-matched)", set_name, item, match_channel_means(sr, item.hr))
                     if bar is not None:
                         bar.set_postfix_str(f"{method} {set_name}", refresh=False)
                         bar.update(1)
@@ -442,4 +466,5 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
         if bar is not None:
             bar.close()
     result.rows = {key: float(np.mean(values)) for key, values in scores.items()}
+    result.offsets = {key: np.mean(values, axis=0).tolist() for key, values in offsets.items()}
     return result

@@ -697,16 +697,16 @@ def teaching_run(variant: str = "gmgan", *, preset: str = "teach", train_set: st
                  **overrides: Any) -> RunInfo:
     """One of the experiments' models (:data:`VARIANTS`): shipped, from the cache, or trained now.
 
-    ``"gmgan"`` and ``"gmgan-no-lq"`` start from their parent ``"psnr"`` run of the same preset
-    and seed, which phase 1 trains on the preset's own training set (the paper pre-trains once
-    and fine-tunes each variant from it); phase 2 then trains on ``train_set``.
+    ``"gmgan"`` and ``"gmgan-no-lq"`` first get their parent ``"psnr"`` run (same preset, seed,
+    ``train_set`` and ``overrides``; phase-2 fields do not change the parent's key, so every phase-2
+    variant shares one phase-1 generator), then train phase 2 from its final EMA generator.
 
     Args:
         variant: ``"psnr"``, ``"gmgan"`` or ``"gmgan-no-lq"``.
         preset: ``"teach"`` (shipped, trained on a CPU), ``"colab"`` (an hour on a Colab GPU) or
             ``"paper"`` (the paper's scale).
-        train_set: phase 2's training set, a registry name or a folder of HR images (default: the
-            preset's); it becomes part of the run's name (:func:`run_name`).
+        train_set: a registry name or a folder of HR images (default: the preset's); it becomes
+            part of the run's name (:func:`run_name`).
         seed: the run's seed (and its parent's).
         retrain: train instead of using a shipped model (see :func:`ensure_run`).
         verbose: print where the model came from.
@@ -722,8 +722,8 @@ def teaching_run(variant: str = "gmgan", *, preset: str = "teach", train_set: st
     parent = None
     pretrained = overrides.pop("pretrained_g", None)
     if parent_variant is not None and pretrained is None:
-        parent = teaching_run(parent_variant, preset=preset, seed=seed, retrain=retrain, verbose=verbose,
-                              threads=threads)
+        parent = teaching_run(parent_variant, preset=preset, train_set=train_set, seed=seed, retrain=retrain,
+                              verbose=verbose, threads=threads, **overrides)
         pretrained = parent.generator_path(ema=True)
     cfg = teaching_config(variant, preset=preset, train_set=train_set, pretrained_g=pretrained, seed=seed,
                           **overrides)
@@ -794,12 +794,18 @@ def table3_sets(preset: str = "teach", *, progress: bool = False) -> dict[str, T
 
 def table3_run(training_set: TrainingSet, *, preset: str = "teach", seed: int = 0, retrain: bool = False,
                verbose: bool = True, threads: int | None = 1) -> RunInfo:
-    """GMGAN trained on one of :func:`table3_sets` (phase 2 from the preset's PSNR model)."""
+    """GMGAN trained on one of :func:`table3_sets`: phase 2 on that set, from the preset's PSNR
+    model of the same seed (one phase 1 for all four sets, so that they differ in phase 2 only)."""
     base = get_preset(preset)
+    parent = teaching_run("psnr", preset=preset, seed=seed, retrain=retrain, verbose=verbose, threads=threads)
     train_set = None if training_set.train_set == base.train_set else training_set.train_set
-    return teaching_run("gmgan", preset=preset, train_set=train_set, seed=seed, retrain=retrain, verbose=verbose,
-                        threads=threads, **({} if training_set.augment8 == base.augment8
-                                            else {"augment8": training_set.augment8}))
+    cfg = teaching_config("gmgan", preset=preset, train_set=train_set, seed=seed, augment8=training_set.augment8,
+                          pretrained_g=parent.generator_path(ema=True))
+    name = run_name("gmgan", preset=preset, train_set=train_set, seed=seed, augment8=training_set.augment8)
+    run = ensure_run(name, cfg, preset=preset, parent=parent.run_dir.name, verbose=verbose, threads=threads,
+                     retrain=retrain)
+    run.parent = parent
+    return run
 
 
 # ---------------------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ from gmgan.color import YCBCR_MATRIX, YCBCR_OFFSET
 
 __all__ = [
     "GREY_DEFAULT",
+    "channel_offsets",
+    "match_channel_means",
     "NIQE_MODEL_FILE",
     "NRQM_MODEL_FILE",
     "MissingModelFile",
@@ -415,3 +417,34 @@ def pi(img: Image, *, crop_border: int = 4, niqe_model_path: str | Path | None =
     values = 0.5 * ((10.0 - nrqm(x).reshape(-1)) + niqe_metric(x).reshape(-1))
     values = values.to(torch.float64)
     return float(values[0]) if numpy_in else values
+
+
+# ---------------------------------------------------------------------------------------------
+# Colour offsets
+# ---------------------------------------------------------------------------------------------
+
+def _rgb_pair(sr: np.ndarray, hr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 SR and HR of one size as float64 H x W x 3 (a grey image repeated)."""
+    sr, hr = (np.repeat(x[:, :, None], 3, axis=2) if x.ndim == 2 else x for x in (sr, hr))
+    if sr.shape != hr.shape or sr.shape[2] != 3:
+        raise ValueError(f"expected two RGB (or grey) images of one size, got shapes {sr.shape} and {hr.shape}")
+    return sr.astype(np.float64), hr.astype(np.float64)
+
+
+def channel_offsets(sr: np.ndarray, hr: np.ndarray) -> np.ndarray:
+    """The colour drift of an SR image: mean of SR - HR per channel, in grey levels (0..255).
+
+    sr, hr: numpy uint8 H x W x 3 of one size (or H x W grey, as R = G = B). Returns float64
+    ``[R, G, B]``; a negative value means SR is darker than HR in that channel."""
+    sr_f, hr_f = _rgb_pair(sr, hr)
+    return (sr_f - hr_f).reshape(-1, 3).mean(axis=0)
+
+
+def match_channel_means(sr: np.ndarray, hr: np.ndarray) -> np.ndarray:
+    """SR shifted per channel so that its mean equals HR's (rounded half up, clipped to 0..255):
+    the image a "brightness-corrected" score is computed on. It removes a uniform colour drift and
+    keeps everything else (edges, textures, noise), so that colour and texture effects on PSNR,
+    SSIM or NIQE can be told apart. Same inputs as :func:`channel_offsets`; returns uint8 H x W x 3."""
+    sr_f, hr_f = _rgb_pair(sr, hr)
+    shifted = sr_f - (sr_f - hr_f).reshape(-1, 3).mean(axis=0)
+    return np.clip(np.floor(shifted + 0.5), 0, 255).astype(np.uint8)
