@@ -390,8 +390,8 @@ class BeforeAfter:
             zoom_buttons=buttons("zoom", [f"{z}x" for z in _ZOOMS], "1x"),
             width=first["width"], height=first["height"], display_width=first["width"] * first["scale"],
             src_left=first["src"][self.left], src_right=first["src"][self.right],
-            alt_left=html.escape(f"{first['name']}: {self.left}"),
-            alt_right=html.escape(f"{first['name']}: {self.right}"),
+            alt_left=html.escape(_side_alt(first["name"], self.left, "left")),
+            alt_right=html.escape(_side_alt(first["name"], self.right, "right")),
             readout=self._readout(first["name"], self.left, self.right, None), note=html.escape(note),
             data=data, script=_STATIC_SCRIPT.replace("__UID__", uid),
         )
@@ -500,6 +500,11 @@ def compare(images: Mapping[str, Mapping[str, Any]], *, reference: str = "HR", l
         whole = Region(0, 0, *views[reference].shape[:2])
         ba.scores[name] = {m: ba.region_scores(name, m, whole) for m in methods if m != reference}
     return ba
+
+
+def _side_alt(image: str, method: str, side: str) -> str:
+    """Alt text of one side of the static slider, e.g. "baby: bicubic x4, left of the divider"."""
+    return f"{image}: {method}, {side} of the divider"
 
 
 def display_scale(shape: tuple[int, int]) -> int:
@@ -652,9 +657,10 @@ double-click to zoom in there (shift + double-click zooms out).</div>
 
 # Colours that read well on light and dark pages. Buttons carry both their background and their
 # text colour (a button that inherited the dark theme's light text on a light background was
-# unreadable); secondary text uses the theme's muted colour where there is one (the book's
-# pydata theme, JupyterLab), else a grey with a contrast of 7:1 on white.
-_MUTED = "var(--pst-color-text-muted, var(--jp-content-font-color2, #595959))"
+# unreadable). Labels and notes inherit the text colour of the output area: the book's dark theme
+# draws HTML outputs on a light panel with dark text, JupyterLab's dark theme light text on dark, so
+# any fixed or theme-variable grey is unreadable in one of them.
+_MUTED = "inherit"
 
 
 def _buttons_css(uid: str, cls: str) -> str:
@@ -716,7 +722,8 @@ _STATIC_SCRIPT = r"""
   function show() {  // new image or methods: swap sources and the stage's size
     var im = data.images[s.image];
     imgL.src = im.src[s.left]; imgR.src = im.src[s.right];
-    imgL.alt = im.name + ": " + s.left; imgR.alt = im.name + ": " + s.right;
+    imgL.alt = im.name + ": " + s.left + ", left of the divider";
+    imgR.alt = im.name + ": " + s.right + ", right of the divider";
     frame.style.width = (im.width * im.scale) + "px";
     stage.style.aspectRatio = im.width + " / " + im.height;
     mark("image", im.name); mark("left", s.left); mark("right", s.right); mark("zoom", s.zoom + "x");
@@ -781,7 +788,7 @@ class Sweep:
     live_levels: dict[str, list[float]]
     panels: tuple[str, ...]
     label: str
-    fmt: str
+    fmt: str | dict[str, str]
     title: str
     mode: str
     start: int
@@ -819,8 +826,10 @@ class Sweep:
                     digest.update(img.tobytes())
         return "gmgan-sw-" + digest.hexdigest()[:12]
 
-    def _value(self, level: float) -> str:
-        return self.fmt.format(level)
+    def _value(self, choice: str, level: float) -> str:
+        """A level as shown beside the slider (``fmt``, or ``fmt[choice]``)."""
+        fmt = self.fmt[choice] if isinstance(self.fmt, dict) else self.fmt
+        return fmt.format(level)
 
     def to_html(self) -> str:
         """The static slider: self-contained HTML (style, data, script) over the precomputed frames."""
@@ -830,7 +839,7 @@ class Sweep:
             "panels": list(self.panels),
             "label": self.label,
             "choices": self.choices,
-            "values": {c: [self._value(v) for v in levels] for c, levels in self.levels.items()},
+            "values": {c: [self._value(c, v) for v in levels] for c, levels in self.levels.items()},
             "frames": {c: [{"src": [png_data_uri(_rgb(img)) for img in panels], "caption": caption}
                            for panels, caption in frames] for c, frames in self.frames.items()},
             "start": self.start,
@@ -855,11 +864,11 @@ class Sweep:
         return _SWEEP_TEMPLATE.format(
             uid=uid, title=title, muted=_MUTED, buttons_css=_buttons_css(uid, "gmgan-sw-btn"),
             choice_row=choice_row, label=html.escape(self.label), n=len(self.levels[first]) - 1,
-            start=start, value=html.escape(self._value(self.levels[first][start])), panels=imgs,
+            start=start, value=html.escape(self._value(first, self.levels[first][start])), panels=imgs,
             caption=html.escape(caption), data=data, script=_SWEEP_SCRIPT.replace("__UID__", uid))
 
     def _alt(self, panel: str, choice: str, level: float) -> str:
-        return f"{panel}: {choice}, {self.label} {self._value(level)}"
+        return f"{panel}: {choice}, {self.label} {self._value(choice, level)}"
 
     def _repr_html_(self) -> str:
         return self.to_html()
@@ -884,7 +893,7 @@ class Sweep:
 
 
 def sweep(render: Callable[[str, float], tuple[Any, str]], levels: Mapping[str, Sequence[float]], *,
-          panels: Sequence[str] = ("image",), label: str = "level", fmt: str = "{:g}",
+          panels: Sequence[str] = ("image",), label: str = "level", fmt: str | Mapping[str, str] = "{:g}",
           live_levels: Mapping[str, Sequence[float]] | None = None, start: int = 0, title: str = "",
           mode: str = "both") -> Sweep:
     """A slider over a parameter that redraws a picture, e.g. a distortion's strength and its GMS map.
@@ -898,7 +907,7 @@ def sweep(render: Callable[[str, float], tuple[Any, str]], levels: Mapping[str, 
             each, the parameter values of the static slider, in slider order.
         panels: the names of the images ``render`` returns, shown under them (and in the alt text).
         label: the parameter's name, shown beside its value.
-        fmt: format of a level's value, e.g. ``"{:.1f} px"``.
+        fmt: format of a level's value, e.g. ``"{:.1f} px"``, or one format per choice.
         live_levels: finer levels for the live widget (default: ``levels``).
         start: index of the level shown first.
         title: a line shown above the slider.
@@ -925,6 +934,10 @@ def sweep(render: Callable[[str, float], tuple[Any, str]], levels: Mapping[str, 
         raise ValueError(f"live_levels must give levels for exactly the choices {list(clean)}")
     if not panels:
         raise ValueError("sweep() needs at least one panel name")
+    if not isinstance(fmt, str):
+        fmt = {str(c): f for c, f in fmt.items()}
+        if set(fmt) != set(clean):
+            raise ValueError(f"fmt must give a format for exactly the choices {list(clean)}")
     sw = Sweep(render, clean, live, tuple(panels), label, fmt, title, mode, max(0, int(start)))
     sw.frames = {c: [sw.frame(c, v) for v in vs] for c, vs in clean.items()}
     return sw
@@ -953,7 +966,7 @@ def _build_sweep_widget(sw: Sweep):
     first = sw.choices[0]
 
     def options(choice: str) -> list[tuple[str, float]]:
-        return [(sw._value(v), v) for v in sw.live_levels[choice]]
+        return [(sw._value(choice, v), v) for v in sw.live_levels[choice]]
 
     controls: dict[str, Any] = {}
     if len(sw.choices) > 1:
