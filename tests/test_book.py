@@ -8,7 +8,8 @@ in Debian's Chromium through Playwright, and check what a reader would see:
 - no raw TeX or ``$`` in the text outside MathJax, and no prose typeset as math;
 - every figure (image or slider) inside a numbered caption, every image with real alt text, and shown
   at no less than 85 % of its natural size (labels drawn at >= 9 pt stay >= ~8 pt);
-- no output cut off on the right (an element whose content is wider than its box without scrolling);
+- no output cut off on the right (an element whose content is wider than its box without scrolling),
+  and no printed table or message wider than the column (those would scroll);
 - on the pages with a slider, every slider works (moving it changes the picture) and no dead widget;
 - readable contrast (WCAG >= 4.5:1) of the slider controls, captions, text and outputs, in the light
   and the dark theme.
@@ -94,13 +95,16 @@ PENDING: dict[str, dict[str, str]] = {
                                                                  "08_training_sets", "09_failure_case")},
     "dead widget": {f"notebooks/{nb}.html": _OLD_SLIDER for nb in ("06_training", "07_evaluation_ablation",
                                                                    "08_training_sets", "09_failure_case")},
+    "wide outputs": {f"notebooks/{nb}.html": "printed lines and tables wider than the column (about 95 "
+                                             "characters): break long messages, narrow the tables"
+                     for nb in ("06_training", "07_evaluation_ablation", "08_training_sets")},
     "dark contrast": {f"notebooks/{nb}.html|dark": "old slider HTML: its buttons take the dark theme's light "
                                                    "text on their light background; re-execute with the current gmgan.viz"
                       for nb in ("06_training", "07_evaluation_ablation", "08_training_sets", "09_failure_case")},
     "figure size": {f"notebooks/{nb}.html": "figures drawn wider than the column (e.g. figsize=(12, ...)) "
                                             "are shrunk below 85 %, so their labels fall under ~8 pt; use "
                                             "viz.book_style() and figures at most viz.COLUMN_WIDTH wide"
-                    for nb in ("06_training", "07_evaluation_ablation", "08_training_sets", "09_failure_case")},
+                    for nb in ("06_training", "07_evaluation_ablation", "08_training_sets")},
 }
 
 
@@ -505,6 +509,10 @@ _MEASURE = r"""() => {
       if (!held && !scrolls(el)) { out.cut.push("spills: " + el.tagName + "." + el.className + " right " + Math.round(r.right) + " > " + Math.round(aRect.right)); }
     }
   }
+  // printed outputs and tables wider than the column (they scroll, but a reader should not have to)
+  out.wide = [...article.querySelectorAll("div.cell_output pre, div.cell_output table")]
+    .filter((el) => el.scrollWidth > el.clientWidth + 2)
+    .map((el) => el.tagName + " " + el.scrollWidth + "/" + el.clientWidth + " px: " + el.textContent.trim().slice(0, 50));
   // 4. contrast of text against its background
   const rgba = (s) => { const m = s.match(/[\d.]+/g).map(Number); return [m[0], m[1], m[2], m.length > 3 ? m[3] : 1]; };
   const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
@@ -600,6 +608,14 @@ def test_figures_are_shown_at_their_natural_size(report, name):
 def test_no_output_is_cut_off(report, name):
     r = report(name)
     assert r["cut"] == [], r["cut"][:10]
+
+
+@pytest.mark.parametrize("name", _params("wide outputs", [p for p in _pages() if p.startswith("notebooks/")]))
+def test_printed_outputs_fit_the_column(report, name):
+    """Printed tables and messages fit the text column (about 95 characters) at a desktop width, so a
+    reader sees them whole; narrow the table or break the line where they do not."""
+    r = report(name)
+    assert r["wide"] == [], f"outputs wider than the column: {r['wide'][:6]}"
 
 
 @pytest.mark.parametrize("name_theme", [_param("dark contrast", f"{n}|dark") for n in _pages()]
