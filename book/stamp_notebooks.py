@@ -1,4 +1,5 @@
-"""Write (or check) the first cell of every notebook: the install cell that Colab needs.
+"""Write (or check) the install cell of every notebook: the cell, right below the title, that
+installs what the notebook needs where it is missing (Colab, a fresh environment).
 
 The repository URL and branch are set in ONE place, ``_config.yml`` (``repository.url``,
 ``repository.branch``), which also drives the book's launch buttons. This script renders the
@@ -7,9 +8,13 @@ install cell from them, so that a fork only edits ``_config.yml`` and runs::
     python book/stamp_notebooks.py            # rewrite the install cells of notebooks/*.ipynb
     python book/stamp_notebooks.py --check    # exit 1, naming the notebooks, if any is out of date
 
-A notebook may ask for extras in its metadata, e.g. ``"gmgan": {"install_extras": ["eval"]}``.
-The cell has the id and tag ``install``; its other outputs are cleared (it prints nothing when gmgan
-is already installed, which keeps nbval's comparison stable).
+A notebook's first cell is its Markdown title (``# ...``); the install cell is the second cell. It
+checks whether gmgan and the modules of the pip extras the notebook declares are importable, and
+only when one is missing runs ``pip install -q "gmgan[<extras>] @ git+<url>@<branch>"``. The extras
+come from the notebook's metadata, e.g. ``"gmgan": {"install_extras": ["viz", "eval"]}`` (default:
+``["viz"]``, the plotting and widget libraries every notebook uses); tests/test_book.py checks that
+they cover every library the notebook imports. The cell has the id and tag ``install`` and no
+outputs (it prints nothing where everything is installed, which keeps nbval's comparison stable).
 """
 from __future__ import annotations
 
@@ -23,13 +28,21 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CELL_ID = "install"
 
+#: The pip extras of gmgan (pyproject.toml) a notebook may ask for, and the modules each provides:
+#: the install cell runs pip only when one of these (or gmgan itself) cannot be imported.
+EXTRA_MODULES: dict[str, tuple[str, ...]] = {
+    "viz": ("matplotlib", "ipywidgets"),   # figures and sliders (gmgan.viz)
+    "eval": ("pyiqa", "piq"),              # NIQE / PI and the reference IQA implementations
+}
+DEFAULT_EXTRAS = ("viz",)
+
 TEMPLATE = '''\
-# Install gmgan when it is missing (Colab, a fresh environment); does nothing where it is installed.
-# Written by book/stamp_notebooks.py from _config.yml: edit the URL there, not here.
+# Install gmgan and the libraries this notebook uses, only where one is missing (e.g. on Colab).
+# Written by book/stamp_notebooks.py from _config.yml: edit the repository URL there, not here.
 import importlib, importlib.util, subprocess, sys
 
-if importlib.util.find_spec("gmgan") is None:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", {spec!r}])
+if any(importlib.util.find_spec(m) is None for m in {modules!r}):
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", {spec!r}])
     importlib.invalidate_caches()'''
 
 
@@ -43,10 +56,20 @@ def repository(config_path: Path = ROOT / "_config.yml") -> tuple[str, str]:
     return str(url).rstrip("/"), str(branch)
 
 
-def install_source(url: str, branch: str, extras: list[str] | tuple[str, ...] = ()) -> str:
-    """The install cell's source for a repository URL, a branch and optional pip extras."""
+def extras_of(nb: nbformat.NotebookNode) -> list[str]:
+    """The pip extras a notebook declares (metadata ``gmgan.install_extras``), checked."""
+    extras = list((nb.metadata.get("gmgan") or {}).get("install_extras", DEFAULT_EXTRAS))
+    unknown = [e for e in extras if e not in EXTRA_MODULES]
+    if unknown:
+        raise ValueError(f"unknown install_extras {unknown}; gmgan's extras for notebooks are {list(EXTRA_MODULES)}")
+    return extras
+
+
+def install_source(url: str, branch: str, extras: list[str] | tuple[str, ...] = DEFAULT_EXTRAS) -> str:
+    """The install cell's source for a repository URL, a branch and pip extras."""
     name = "gmgan" + (f"[{','.join(extras)}]" if extras else "")
-    return TEMPLATE.format(spec=f"{name} @ git+{url}@{branch}")
+    modules = ("gmgan",) + tuple(m for e in extras for m in EXTRA_MODULES[e])
+    return TEMPLATE.format(spec=f"{name} @ git+{url}@{branch}", modules=modules)
 
 
 def notebooks(root: Path = ROOT) -> list[Path]:
@@ -54,34 +77,48 @@ def notebooks(root: Path = ROOT) -> list[Path]:
     return sorted((root / "notebooks").glob("*.ipynb"))
 
 
+def is_title(cell: nbformat.NotebookNode) -> bool:
+    """Whether a cell is a Markdown cell that starts with a level-1 heading."""
+    return cell.cell_type == "markdown" and cell.source.lstrip().startswith("# ")
+
+
 def expected_cell(nb: nbformat.NotebookNode, url: str, branch: str) -> nbformat.NotebookNode:
-    extras = list((nb.metadata.get("gmgan") or {}).get("install_extras", []))
-    cell = nbformat.v4.new_code_cell(install_source(url, branch, extras))
+    cell = nbformat.v4.new_code_cell(install_source(url, branch, extras_of(nb)))
     cell.id = CELL_ID
     cell.metadata["tags"] = [CELL_ID]
     return cell
 
 
 def is_current(nb: nbformat.NotebookNode, url: str, branch: str) -> bool:
-    """Whether the notebook's first cell is exactly the install cell for (url, branch)."""
-    if not nb.cells:
+    """Whether the notebook opens with its title and then exactly the install cell for (url, branch)."""
+    if len(nb.cells) < 2 or not is_title(nb.cells[0]):
         return False
-    first, want = nb.cells[0], expected_cell(nb, url, branch)
-    return (first.cell_type == "code" and first.get("id") == CELL_ID and first.source == want.source
-            and CELL_ID in first.metadata.get("tags", []) and not first.get("outputs"))
+    cell, want = nb.cells[1], expected_cell(nb, url, branch)
+    others = [c for c in nb.cells[2:] + nb.cells[:1] if c.get("id") == CELL_ID]
+    return (cell.cell_type == "code" and cell.get("id") == CELL_ID and cell.source == want.source
+            and CELL_ID in cell.metadata.get("tags", []) and not cell.get("outputs") and not others)
 
 
 def stamp(path: Path, url: str, branch: str) -> bool:
-    """Make the first cell of ``path`` the install cell; returns True when the file changed."""
+    """Make the second cell of ``path`` (below the title) its install cell; True when the file changed.
+
+    An install cell elsewhere (e.g. above the title, where older notebooks had it) is moved.
+
+    Raises:
+        ValueError: the notebook has no Markdown title cell to put the install cell under.
+    """
     nb = nbformat.read(path, as_version=4)
     if is_current(nb, url, branch):
         return False
+    old = [c for c in nb.cells if c.get("id") == CELL_ID]
+    cells = [c for c in nb.cells if c.get("id") != CELL_ID]
+    if not cells or not is_title(cells[0]):
+        raise ValueError(f"{path}: the first cell must be the Markdown title ('# ...'); "
+                         f"the install cell goes below it")
     cell = expected_cell(nb, url, branch)
-    if nb.cells and nb.cells[0].get("id") == CELL_ID:
-        cell.execution_count = nb.cells[0].get("execution_count")
-        nb.cells[0] = cell
-    else:
-        nb.cells.insert(0, cell)
+    if old:
+        cell.execution_count = old[0].get("execution_count")
+    nb.cells = [cells[0], cell, *cells[1:]]
     nbformat.write(nb, path)
     return True
 
@@ -96,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = [p for p in paths if not is_current(nbformat.read(p, as_version=4), url, branch)]
         for p in stale:
-            print(f"{p}: install cell does not match _config.yml; run python book/stamp_notebooks.py",
-                  file=sys.stderr)
+            print(f"{p}: install cell is not below the title or does not match _config.yml; "
+                  f"run python book/stamp_notebooks.py {p}", file=sys.stderr)
         return 1 if stale else 0
     for p in paths:
         if stamp(p, url, branch):

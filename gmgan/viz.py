@@ -1,19 +1,28 @@
-"""Pictures for the notebooks: before/after sliders and a few plotting helpers.
+"""Pictures for the notebooks: the book's figure style, before/after sliders, parameter sweeps and
+a few plotting helpers.
+
+:func:`book_style` is the one place the look of the book's figures is set: every notebook calls it in
+its import cell (fonts of at least 9 points at the size the book shows them, figures as wide as the
+text column, high-resolution ``retina`` PNGs on a white background that stays readable in dark mode).
 
 The centre piece is :func:`compare`, a before/after slider between super-resolved images and their
-ground truth. It shows itself twice over, so that it works wherever a notebook is read:
+ground truth, and :func:`sweep`, a slider over a parameter that redraws a picture. Each displays as
+ONE output that carries two views, and the reader's front end picks one:
 
-- a **static** slider, self-contained HTML and JavaScript (images as base64 PNG data URIs, no kernel,
-  no CDN): the one the book shows. Drag the divider (or use the range input's arrow keys), pick the
-  image and the two sides with buttons, zoom with the zoom buttons or a double-click;
-- a **live** ipywidgets control for a running kernel (JupyterLab, Colab): dropdowns for the image and
-  the two sides, sliders for the split, the zoom and its centre, and the metrics of the region on
-  screen, recomputed by :mod:`gmgan.metrics` whenever the view changes.
+- a **static** view, self-contained HTML and JavaScript (images as base64 PNG data URIs, no kernel,
+  no CDN): the book shows this one (``nb_mime_priority_overrides`` in ``_config.yml`` drops the
+  widget view for HTML). :func:`compare`'s: drag the divider (or use the range input's arrow keys),
+  pick the image and the two sides with buttons, zoom with the zoom buttons or a double-click;
+  :func:`sweep`'s: pick a choice with buttons, move the range input through precomputed frames;
+- a **live** ipywidgets view, which JupyterLab and Colab prefer in a running kernel: for
+  :func:`compare` dropdowns for the image and the two sides, sliders for the split, the zoom and its
+  centre, and the metrics of the region on screen, recomputed by :mod:`gmgan.metrics` whenever the
+  view changes; for :func:`sweep` the picture is recomputed for any level of a finer slider.
 
 The static view's metrics are those of the whole image (with the usual border shave); the live view's
 are those of the visible region. Plot helpers (:func:`show_images`, :func:`diff_map`,
-:func:`show_diff`, :func:`plot_curves`, :func:`show_gms_map`) return matplotlib figures;
-:func:`markdown_table` returns a table for display.
+:func:`show_diff`, :func:`plot_curves`, :func:`show_gms_map`, :func:`colorize`) return matplotlib
+figures or images; :func:`markdown_table` returns a table for display.
 
 matplotlib and ipywidgets are imported only when a function needs them, so ``import gmgan.viz`` is cheap.
 Only notebooks import this module; the rest of the package never does.
@@ -26,7 +35,7 @@ import html
 import inspect
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -34,8 +43,14 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "BOOK_RC",
+    "COLUMN_WIDTH",
+    "MIN_PANEL_WIDTH",
     "BeforeAfter",
     "Region",
+    "Sweep",
+    "book_style",
+    "colorize",
     "compare",
     "diff_map",
     "display_scale",
@@ -45,6 +60,7 @@ __all__ = [
     "show_diff",
     "show_gms_map",
     "show_images",
+    "sweep",
     "to_uint8",
     "view_region",
 ]
@@ -54,6 +70,83 @@ _FORMATS = {"psnr": (".2f", " dB"), "ssim": (".4f", ""), "gmsd": (".4f", "")}
 _ZOOMS = (1, 2, 4, 8)
 _DISPLAY_SIDE = 512  # small images are drawn enlarged (whole multiples, sharp pixels) up to this size
 _MIN_METRIC_SIDE = 11  # SSIM's Gaussian window is 11x11: a smaller region has no SSIM.
+
+
+# --------------------------------------------------------------------------------------------------
+# The book's figure style
+# --------------------------------------------------------------------------------------------------
+
+#: Width of the book's text column in inches at 96 dpi (720 CSS pixels; the column is about 780).
+#: A figure this wide is shown at its natural size, so a 9-point label reads as 9 points.
+COLUMN_WIDTH = 7.5
+#: The narrowest panel :func:`show_images` draws, in inches (about 210 CSS pixels).
+MIN_PANEL_WIDTH = 2.2
+
+#: matplotlib settings of every figure in the book (applied by :func:`book_style`). Sizes in points.
+BOOK_RC: dict[str, Any] = {
+    "figure.figsize": (COLUMN_WIDTH, 3.4),
+    "figure.dpi": 96,                  # 1 inch = 96 CSS pixels: the figure is drawn at its real size
+    "figure.facecolor": "white",       # opaque: black labels stay readable on the dark theme
+    "savefig.facecolor": "white",
+    "savefig.transparent": False,
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 9,
+    "figure.titlesize": 11,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "grid.alpha": 0.3,
+    "lines.linewidth": 1.5,
+    "image.interpolation": "nearest",  # image pixels stay sharp squares
+}
+
+
+def book_style() -> None:
+    """Set the book's figure style: :data:`BOOK_RC` and high-resolution (``retina``) inline PNGs.
+
+    Call it once in a notebook's import cell, after the imports. Figures are then drawn
+    :data:`COLUMN_WIDTH` inches wide by default with labels of 9 to 11 points, stored at twice their
+    display resolution, and shown by the book at their natural size. Outside IPython only the
+    matplotlib settings change.
+    """
+    import matplotlib
+    import matplotlib.pyplot  # noqa: F401  (activates IPython's inline backend, which sets its own rc first)
+
+    matplotlib.rcParams.update(BOOK_RC)
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # plain Python: nothing is displayed inline
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("retina")
+
+
+def _publish(html_text: str, plain: str, widget: Any = None) -> None:
+    """Display ONE output whose bundle holds the static HTML and, when given, the live widget's view.
+
+    Front ends render the richest type they support: JupyterLab and Colab the widget (in a running
+    kernel), the book the HTML (``_config.yml`` drops the widget type for HTML builds), plain
+    viewers the HTML or the text.
+    """
+    from IPython.display import display
+
+    data = {"text/plain": plain, "text/html": html_text}
+    if widget is not None:
+        data.update(widget._repr_mimebundle_())
+        data["text/plain"] = plain
+    display(data, raw=True)
+
+
+def _live_widget_available() -> bool:
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------------
@@ -284,21 +377,21 @@ class BeforeAfter:
 
         def buttons(kind: str, options: Sequence[str], active: str) -> str:
             return "".join(
-                f'<button type="button" class="gmgan-ba-btn{" gmgan-ba-on" if o == active else ""}" '
+                f'<button type="button" class="gmgan-ba-btn{" gmgan-on" if o == active else ""}" '
                 f'data-{kind}="{html.escape(o)}" aria-pressed="{"true" if o == active else "false"}">'
                 f'{html.escape(o)}</button>' for o in options)
 
         title = f'<div class="gmgan-ba-title">{html.escape(self.title)}</div>' if self.title else ""
         return _STATIC_TEMPLATE.format(
-            uid=uid, title=title,
+            uid=uid, title=title, muted=_MUTED, buttons_css=_buttons_css(uid, "gmgan-ba-btn"),
             image_buttons=buttons("image", self.names, first["name"]),
             left_buttons=buttons("left", self.methods, self.left),
             right_buttons=buttons("right", self.methods, self.right),
             zoom_buttons=buttons("zoom", [f"{z}x" for z in _ZOOMS], "1x"),
             width=first["width"], height=first["height"], display_width=first["width"] * first["scale"],
             src_left=first["src"][self.left], src_right=first["src"][self.right],
-            alt_left=html.escape(f"{first['name']}: {self.left}"),
-            alt_right=html.escape(f"{first['name']}: {self.right}"),
+            alt_left=html.escape(_side_alt(first["name"], self.left, "left")),
+            alt_right=html.escape(_side_alt(first["name"], self.right, "right")),
             readout=self._readout(first["name"], self.left, self.right, None), note=html.escape(note),
             data=data, script=_STATIC_SCRIPT.replace("__UID__", uid),
         )
@@ -319,13 +412,20 @@ class BeforeAfter:
             self._widget = _build_widget(self)
         return self._widget
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import HTML, display
+    def __repr__(self) -> str:
+        return (f"BeforeAfter(image={self.names[0]!r}, left={self.left!r}, right={self.right!r}, "
+                f"methods={self.methods!r})")
 
-        if self.mode in ("both", "static"):
-            display(HTML(self.to_html()))
-        if self.mode in ("both", "widget"):
+    def _ipython_display_(self) -> None:
+        """One output: the static slider (HTML) and, unless ``mode="static"``, the live widget's view
+        in the same bundle (``mode="widget"``: the widget alone)."""
+        if self.mode == "widget":
+            from IPython.display import display
+
             display(self.widget)
+            return
+        live = self.mode == "both" and _live_widget_available()
+        _publish(self.to_html(), repr(self), self.widget if live else None)
 
 
 def compare(images: Mapping[str, Mapping[str, Any]], *, reference: str = "HR", left: str | None = None,
@@ -349,8 +449,9 @@ def compare(images: Mapping[str, Mapping[str, Any]], *, reference: str = "HR", l
         y_channel: score the luminance Y (BT.601) rather than RGB.
         max_side: if given, each image (all methods alike) is centre-cropped to at most
             ``max_side`` x ``max_side`` pixels to keep notebooks small; metrics are then those of the crop.
-        mode: what a notebook displays: ``"both"`` (static HTML then live widget), ``"static"``,
-            ``"widget"``.
+        mode: what a notebook displays: ``"both"`` (one output holding the static HTML and the live
+            widget; each front end shows the one it can), ``"static"`` (the HTML alone),
+            ``"widget"`` (the widget alone).
         title: a caption shown above the static slider.
 
     Returns:
@@ -399,6 +500,11 @@ def compare(images: Mapping[str, Mapping[str, Any]], *, reference: str = "HR", l
         whole = Region(0, 0, *views[reference].shape[:2])
         ba.scores[name] = {m: ba.region_scores(name, m, whole) for m in methods if m != reference}
     return ba
+
+
+def _side_alt(image: str, method: str, side: str) -> str:
+    """Alt text of one side of the static slider, e.g. "baby: bicubic x4, left of the divider"."""
+    return f"{image}: {method}, {side} of the divider"
 
 
 def display_scale(shape: tuple[int, int]) -> int:
@@ -510,10 +616,8 @@ _STATIC_TEMPLATE = """<div class="gmgan-ba" id="{uid}">
 #{uid} {{font: 13px/1.4 system-ui, sans-serif; margin: 0.5em 0;}}
 #{uid} .gmgan-ba-title {{font-weight: 600; margin-bottom: 0.3em;}}
 #{uid} .gmgan-ba-row {{margin: 0.15em 0;}}
-#{uid} .gmgan-ba-label {{display: inline-block; min-width: 3.5em; color: #555;}}
-#{uid} .gmgan-ba-btn {{font: inherit; padding: 1px 8px; margin: 1px; border: 1px solid #999;
-  border-radius: 3px; background: #f4f4f4; cursor: pointer;}}
-#{uid} .gmgan-ba-btn.gmgan-ba-on {{background: #2a6fdb; border-color: #2a6fdb; color: #fff;}}
+#{uid} .gmgan-ba-label {{display: inline-block; min-width: 3.5em; color: {muted};}}
+{buttons_css}
 #{uid} .gmgan-ba-frame {{max-width: 100%;}}
 #{uid} .gmgan-ba-stage {{position: relative; overflow: hidden; width: 100%; cursor: ew-resize;
   touch-action: none; user-select: none; background: #000; margin-top: 0.3em;}}
@@ -525,7 +629,7 @@ _STATIC_TEMPLATE = """<div class="gmgan-ba" id="{uid}">
 #{uid} .gmgan-ba-tag {{position: absolute; top: 4px; padding: 0 4px; background: rgba(0,0,0,.55);
   color: #fff; font-size: 12px; pointer-events: none;}}
 #{uid} .gmgan-ba-split {{display: block; width: 100%; margin: 0.3em 0 0;}}
-#{uid} .gmgan-ba-note {{color: #666; font-size: 12px;}}
+#{uid} .gmgan-ba-note {{color: {muted}; font-size: 12px;}}
 </style>
 {title}<div class="gmgan-ba-row"><span class="gmgan-ba-label">image</span>{image_buttons}</div>
 <div class="gmgan-ba-row"><span class="gmgan-ba-label">left</span>{left_buttons}</div>
@@ -550,6 +654,24 @@ double-click to zoom in there (shift + double-click zooms out).</div>
 <script>{script}</script>
 </div>
 """
+
+# Colours that read well on light and dark pages. Buttons carry both their background and their
+# text colour (a button that inherited the dark theme's light text on a light background was
+# unreadable). Labels and notes inherit the text colour of the output area: the book's dark theme
+# draws HTML outputs on a light panel with dark text, JupyterLab's dark theme light text on dark, so
+# any fixed or theme-variable grey is unreadable in one of them.
+_MUTED = "inherit"
+
+
+def _buttons_css(uid: str, cls: str) -> str:
+    """CSS of the toggle buttons ``.{cls}`` inside ``#{uid}``: dark text on light grey, white on blue
+    when selected (WCAG contrast 15:1 and 6.6:1), a visible keyboard focus ring."""
+    return (f"#{uid} .{cls} {{font: inherit; padding: 1px 8px; margin: 1px; border: 1px solid #767676;\n"
+            f"  border-radius: 3px; background: #f2f2f2; color: #1a1a1a; cursor: pointer;}}\n"
+            f"#{uid} .{cls}:hover {{background: #e0e0e0;}}\n"
+            f"#{uid} .{cls}.gmgan-on {{background: #1f5fbf; border-color: #1f5fbf; color: #ffffff;}}\n"
+            f"#{uid} .{cls}:focus-visible {{outline: 2px solid #1f5fbf; outline-offset: 1px;}}")
+
 
 # Plain ES2015, no libraries. State: image, left/right method, split (0..1 of the view's width),
 # zoom and its centre (fractions of the image). The view shows 1/zoom of the image; the left image is
@@ -582,7 +704,7 @@ _STATIC_SCRIPT = r"""
   function mark(kind, value) {
     root.querySelectorAll("button[data-" + kind + "]").forEach(function (b) {
       var on = b.getAttribute("data-" + kind) === String(value);
-      b.classList.toggle("gmgan-ba-on", on);
+      b.classList.toggle("gmgan-on", on);
       b.setAttribute("aria-pressed", on ? "true" : "false");
     });
   }
@@ -600,7 +722,8 @@ _STATIC_SCRIPT = r"""
   function show() {  // new image or methods: swap sources and the stage's size
     var im = data.images[s.image];
     imgL.src = im.src[s.left]; imgR.src = im.src[s.right];
-    imgL.alt = im.name + ": " + s.left; imgR.alt = im.name + ": " + s.right;
+    imgL.alt = im.name + ": " + s.left + ", left of the divider";
+    imgR.alt = im.name + ": " + s.right + ", right of the divider";
     frame.style.width = (im.width * im.scale) + "px";
     stage.style.aspectRatio = im.width + " / " + im.height;
     mark("image", im.name); mark("left", s.left); mark("right", s.right); mark("zoom", s.zoom + "x");
@@ -645,6 +768,314 @@ _STATIC_SCRIPT = r"""
 
 
 # --------------------------------------------------------------------------------------------------
+# A slider over a parameter: precomputed frames (static) and a live redraw (widget)
+# --------------------------------------------------------------------------------------------------
+
+_SWEEP_DISPLAY_SIDE = 320  # panels are drawn this tall at most (whole multiples, sharp pixels)
+
+
+@dataclass
+class Sweep:
+    """A slider over a parameter that redraws a picture; made by :func:`sweep`, see there.
+
+    ``frames`` maps each choice to one ``(panels, caption)`` per static level: ``panels`` a list of
+    uint8 images (HxW / HxWx3), ``caption`` a line of text. ``to_html()`` gives the static slider over
+    these frames, ``widget`` the ipywidgets control that calls ``render`` for every level it shows.
+    """
+
+    render: Callable[[str, float], tuple[Any, str]]
+    levels: dict[str, list[float]]
+    live_levels: dict[str, list[float]]
+    panels: tuple[str, ...]
+    label: str
+    fmt: str | dict[str, str]
+    title: str
+    mode: str
+    start: int
+    frames: dict[str, list[tuple[list[np.ndarray], str]]] = field(default_factory=dict)
+    _widget: Any = field(default=None, repr=False)
+
+    @property
+    def choices(self) -> list[str]:
+        return list(self.levels)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{c}: {len(v)}" for c, v in self.levels.items())
+        return f"Sweep({self.label!r}, panels={list(self.panels)!r}, levels per choice {{{counts}}})"
+
+    def frame(self, choice: str, level: float) -> tuple[list[np.ndarray], str]:
+        """``render(choice, level)`` checked and converted: (one uint8 image per panel, caption)."""
+        images, caption = self.render(choice, level)
+        if not isinstance(images, (list, tuple)):
+            images = [images]
+        if len(images) != len(self.panels):
+            raise ValueError(f"render({choice!r}, {level!r}) gave {len(images)} images for the "
+                             f"{len(self.panels)} panels {list(self.panels)}")
+        return [to_uint8(img, f"{choice}/{name}") for img, name in zip(images, self.panels)], str(caption)
+
+    def _display_height(self) -> int:
+        tallest = max(img.shape[0] for frames in self.frames.values() for panels, _ in frames for img in panels)
+        return tallest * max(1, _SWEEP_DISPLAY_SIDE // tallest)
+
+    def _uid(self) -> str:
+        digest = hashlib.sha1(f"{self.label}|{self.title}|{self.panels}".encode())
+        for choice, frames in self.frames.items():
+            for panels, caption in frames:
+                digest.update(f"{choice}/{caption}".encode())
+                for img in panels:
+                    digest.update(img.tobytes())
+        return "gmgan-sw-" + digest.hexdigest()[:12]
+
+    def _value(self, choice: str, level: float) -> str:
+        """A level as shown beside the slider (``fmt``, or ``fmt[choice]``)."""
+        fmt = self.fmt[choice] if isinstance(self.fmt, dict) else self.fmt
+        return fmt.format(level)
+
+    def to_html(self) -> str:
+        """The static slider: self-contained HTML (style, data, script) over the precomputed frames."""
+        uid = self._uid()
+        first = self.choices[0]
+        payload = {
+            "panels": list(self.panels),
+            "label": self.label,
+            "choices": self.choices,
+            "values": {c: [self._value(c, v) for v in levels] for c, levels in self.levels.items()},
+            "frames": {c: [{"src": [png_data_uri(_rgb(img)) for img in panels], "caption": caption}
+                           for panels, caption in frames] for c, frames in self.frames.items()},
+            "start": self.start,
+        }
+        data = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
+        start = min(self.start, len(self.levels[first]) - 1)
+        panels, caption = self.frames[first][start]
+        height = self._display_height()
+        imgs = "".join(
+            f'<div class="gmgan-sw-panel"><img class="gmgan-sw-img" style="height: {height}px;" '
+            f'alt="{html.escape(self._alt(name, first, self.levels[first][start]))}" '
+            f'src="{payload["frames"][first][start]["src"][i]}">'
+            f'<div class="gmgan-sw-name">{html.escape(name)}</div></div>'
+            for i, name in enumerate(self.panels))
+        buttons = "".join(
+            f'<button type="button" class="gmgan-sw-btn{" gmgan-on" if c == first else ""}" '
+            f'data-choice="{html.escape(c)}" aria-pressed="{"true" if c == first else "false"}">{html.escape(c)}</button>'
+            for c in self.choices)
+        choice_row = (f'<div class="gmgan-sw-row"><span class="gmgan-sw-key">show</span>{buttons}</div>'
+                      if len(self.choices) > 1 else "")
+        title = f'<div class="gmgan-sw-title">{html.escape(self.title)}</div>' if self.title else ""
+        return _SWEEP_TEMPLATE.format(
+            uid=uid, title=title, muted=_MUTED, buttons_css=_buttons_css(uid, "gmgan-sw-btn"),
+            choice_row=choice_row, label=html.escape(self.label), n=len(self.levels[first]) - 1,
+            start=start, value=html.escape(self._value(first, self.levels[first][start])), panels=imgs,
+            caption=html.escape(caption), data=data, script=_SWEEP_SCRIPT.replace("__UID__", uid))
+
+    def _alt(self, panel: str, choice: str, level: float) -> str:
+        return f"{panel}: {choice}, {self.label} {self._value(choice, level)}"
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    @property
+    def widget(self):
+        """The ipywidgets control (a VBox), built on first use. ``controls`` maps ``choice`` (absent
+        for a single choice) and ``level`` to their widgets, ``views`` are the panels' Image widgets,
+        ``caption`` the HTML widget under them. Moving a control calls ``render`` again."""
+        if self._widget is None:
+            self._widget = _build_sweep_widget(self)
+        return self._widget
+
+    def _ipython_display_(self) -> None:
+        if self.mode == "widget":
+            from IPython.display import display
+
+            display(self.widget)
+            return
+        live = self.mode == "both" and _live_widget_available()
+        _publish(self.to_html(), repr(self), self.widget if live else None)
+
+
+def sweep(render: Callable[[str, float], tuple[Any, str]], levels: Mapping[str, Sequence[float]], *,
+          panels: Sequence[str] = ("image",), label: str = "level", fmt: str | Mapping[str, str] = "{:g}",
+          live_levels: Mapping[str, Sequence[float]] | None = None, start: int = 0, title: str = "",
+          mode: str = "both") -> Sweep:
+    """A slider over a parameter that redraws a picture, e.g. a distortion's strength and its GMS map.
+
+    Args:
+        render: ``render(choice, level) -> (images, caption)``: one image per panel (a single image
+            when there is one panel), as accepted by :func:`to_uint8`, and a line of text (e.g. the
+            scores of that frame). Called for every static level when the sweep is made, and again
+            by the live widget for every level it shows.
+        levels: ``{choice: levels}``: the choices (buttons; e.g. kinds of distortion) and, for
+            each, the parameter values of the static slider, in slider order.
+        panels: the names of the images ``render`` returns, shown under them (and in the alt text).
+        label: the parameter's name, shown beside its value.
+        fmt: format of a level's value, e.g. ``"{:.1f} px"``, or one format per choice.
+        live_levels: finer levels for the live widget (default: ``levels``).
+        start: index of the level shown first.
+        title: a line shown above the slider.
+        mode: ``"both"`` (one output with the static HTML and the live widget), ``"static"`` or
+            ``"widget"``, as for :func:`compare`.
+
+    Returns:
+        a :class:`Sweep`; display it (last line of a cell) to show it. Every static frame is embedded
+        in the notebook as PNG images: keep them small (a crop, a few levels).
+
+    Raises:
+        ValueError: no choices, a choice without levels, an unknown mode, a bad ``render`` result.
+    """
+    if mode not in ("both", "static", "widget"):
+        raise ValueError(f"mode must be 'both', 'static' or 'widget', not {mode!r}")
+    if not levels:
+        raise ValueError("sweep() needs at least one choice in levels")
+    clean = {str(c): [float(v) for v in vs] for c, vs in levels.items()}
+    for c, vs in clean.items():
+        if not vs:
+            raise ValueError(f"sweep(): choice {c!r} has no levels")
+    live = {str(c): [float(v) for v in vs] for c, vs in (live_levels or clean).items()}
+    if set(live) != set(clean) or any(not vs for vs in live.values()):
+        raise ValueError(f"live_levels must give levels for exactly the choices {list(clean)}")
+    if not panels:
+        raise ValueError("sweep() needs at least one panel name")
+    if not isinstance(fmt, str):
+        fmt = {str(c): f for c, f in fmt.items()}
+        if set(fmt) != set(clean):
+            raise ValueError(f"fmt must give a format for exactly the choices {list(clean)}")
+    sw = Sweep(render, clean, live, tuple(panels), label, fmt, title, mode, max(0, int(start)))
+    sw.frames = {c: [sw.frame(c, v) for v in vs] for c, vs in clean.items()}
+    return sw
+
+
+@cache
+def _sweep_box_class():
+    import ipywidgets as widgets
+
+    class SweepBox(widgets.VBox):
+        """A VBox whose text form is short."""
+
+        def __repr__(self) -> str:
+            c = self.controls
+            choice = c["choice"].value if "choice" in c else ""
+            return f"Sweep({choice!r}, level={c['level'].value!r})"
+
+    return SweepBox
+
+
+def _build_sweep_widget(sw: Sweep):
+    import ipywidgets as widgets
+    from PIL import Image
+
+    style = {"description_width": "initial"}
+    first = sw.choices[0]
+
+    def options(choice: str) -> list[tuple[str, float]]:
+        return [(sw._value(choice, v), v) for v in sw.live_levels[choice]]
+
+    controls: dict[str, Any] = {}
+    if len(sw.choices) > 1:
+        controls["choice"] = widgets.ToggleButtons(options=sw.choices, value=first, description="show",
+                                                   style=style)
+    start_level = sw.levels[first][min(sw.start, len(sw.levels[first]) - 1)]
+    live = options(first)
+    nearest = min(live, key=lambda o: abs(o[1] - start_level))[1]
+    controls["level"] = widgets.SelectionSlider(options=live, value=nearest, description=sw.label,
+                                                continuous_update=False, style=style,
+                                                layout=widgets.Layout(width="32em"))
+    height = sw._display_height()
+    views = [widgets.Image(format="png") for _ in sw.panels]
+    names = [widgets.HTML(f"<small>{html.escape(n)}</small>") for n in sw.panels]
+    caption = widgets.HTML()
+    box = _sweep_box_class()([
+        *(widgets.HBox([c]) for c in controls.values()),
+        widgets.HBox([widgets.VBox([v, n]) for v, n in zip(views, names)]),
+        caption,
+    ])
+    box.controls, box.views, box.caption = controls, views, caption
+
+    def update(_change=None) -> None:
+        choice = controls["choice"].value if "choice" in controls else first
+        images, text = sw.frame(choice, controls["level"].value)
+        for view, img in zip(views, images):
+            k = max(1, height // img.shape[0])
+            big = np.repeat(np.repeat(_rgb(img), k, axis=0), k, axis=1)
+            buf = io.BytesIO()
+            Image.fromarray(big).save(buf, format="PNG")
+            view.value = buf.getvalue()
+        caption.value = html.escape(text)
+
+    def new_choice(change) -> None:
+        level = controls["level"].value
+        opts = options(change["new"])
+        controls["level"].options = opts
+        controls["level"].value = min(opts, key=lambda o: abs(o[1] - level))[1]
+        update()
+
+    if "choice" in controls:
+        controls["choice"].observe(new_choice, names="value")
+    controls["level"].observe(update, names="value")
+    update()
+    return box
+
+
+_SWEEP_TEMPLATE = """<div class="gmgan-sw" id="{uid}">
+<style>
+#{uid} {{font: 13px/1.4 system-ui, sans-serif; margin: 0.5em 0;}}
+#{uid} .gmgan-sw-title {{font-weight: 600; margin-bottom: 0.3em;}}
+#{uid} .gmgan-sw-row {{margin: 0.15em 0;}}
+#{uid} .gmgan-sw-key {{display: inline-block; min-width: 3.5em; color: {muted};}}
+{buttons_css}
+#{uid} .gmgan-sw-level {{width: min(100%, 28em); vertical-align: middle;}}
+#{uid} .gmgan-sw-panels {{display: flex; flex-wrap: wrap; gap: 8px; margin-top: 0.3em;}}
+#{uid} .gmgan-sw-img {{display: block; width: auto; max-width: 100%; image-rendering: pixelated; margin: 0;}}
+#{uid} .gmgan-sw-name {{color: {muted}; font-size: 12px;}}
+#{uid} .gmgan-sw-caption {{margin-top: 0.2em;}}
+</style>
+{title}{choice_row}<div class="gmgan-sw-row"><label><span class="gmgan-sw-key">{label}</span>
+<input class="gmgan-sw-level" type="range" min="0" max="{n}" step="1" value="{start}" aria-label="{label}">
+<output class="gmgan-sw-value">{value}</output></label></div>
+<div class="gmgan-sw-panels">{panels}</div>
+<div class="gmgan-sw-caption">{caption}</div>
+<script type="application/json" class="gmgan-sw-data">{data}</script>
+<script>{script}</script>
+</div>
+"""
+
+_SWEEP_SCRIPT = r"""
+(function () {
+  var root = document.getElementById("__UID__");
+  if (!root || root.getAttribute("data-ready")) { return; }
+  root.setAttribute("data-ready", "1");
+  var data = JSON.parse(root.querySelector("script.gmgan-sw-data").textContent);
+  var range = root.querySelector(".gmgan-sw-level"), value = root.querySelector(".gmgan-sw-value");
+  var imgs = root.querySelectorAll("img.gmgan-sw-img"), caption = root.querySelector(".gmgan-sw-caption");
+  var s = {choice: data.choices[0], index: Math.min(data.start, data.values[data.choices[0]].length - 1)};
+  function draw() {
+    var frame = data.frames[s.choice][s.index], v = data.values[s.choice][s.index];
+    range.max = String(data.values[s.choice].length - 1);
+    range.value = String(s.index);
+    value.textContent = v;
+    imgs.forEach(function (img, i) {
+      img.src = frame.src[i];
+      img.alt = data.panels[i] + ": " + s.choice + ", " + data.label + " " + v;
+    });
+    caption.textContent = frame.caption;
+    root.querySelectorAll("button[data-choice]").forEach(function (b) {
+      var on = b.getAttribute("data-choice") === s.choice;
+      b.classList.toggle("gmgan-on", on);
+      b.setAttribute("aria-pressed", on ? "true" : "false");
+    });
+  }
+  range.addEventListener("input", function () { s.index = parseInt(range.value, 10); draw(); });
+  root.addEventListener("click", function (e) {
+    var b = e.target.closest("button[data-choice]");
+    if (!b || !root.contains(b)) { return; }
+    s.choice = b.getAttribute("data-choice");
+    s.index = Math.min(s.index, data.values[s.choice].length - 1);
+    draw();
+  });
+  draw();
+})();
+"""
+
+
+# --------------------------------------------------------------------------------------------------
 # Plot helpers (matplotlib)
 # --------------------------------------------------------------------------------------------------
 
@@ -655,41 +1086,76 @@ def _pyplot():
 
 
 def show_images(images: Sequence[Any], titles: Sequence[str] | None = None, *, ncols: int | None = None,
-                size: float = 3.0, suptitle: str = ""):
-    """Show images side by side, at the same scale, without interpolation.
+                size: float | None = None, suptitle: str = ""):
+    """Show images side by side, at the same scale, without interpolation, in readable panels.
+
+    The figure is at most :data:`COLUMN_WIDTH` inches wide (the book's column), and no panel is
+    narrower than :data:`MIN_PANEL_WIDTH` inches (about 210 CSS pixels): more images than fit in a
+    row wrap onto further rows, so thumbnails stay large enough to see.
 
     Args:
         images: images as accepted by :func:`to_uint8` (uint8 HxW / HxWx3, float in [0, 1],
             torch 3xHxW / 1x3xHxW in [0, 1]); grey images are drawn in grey.
-        titles: one title per image, or None.
-        ncols: images per row (default: all in one row).
-        size: height of a row in inches; the width follows from the images' aspect ratios.
+        titles: one title per image (may hold line breaks), or None.
+        ncols: the most images per row (default: as many as fit, at most 3 in the column).
+        size: the most height of a row in inches (default: panels fill the column's width).
         suptitle: a title over the whole figure.
 
     Returns:
-        the matplotlib Figure (in a notebook end the line with ``;`` or assign it, to draw it once).
+        the matplotlib Figure (in a notebook assign it, ``fig = ...``, so that it is drawn once).
     """
     arrays = [to_uint8(img, f"images[{i}]") for i, img in enumerate(images)]
     if not arrays:
         raise ValueError("show_images() needs at least one image")
     if titles is not None and len(titles) != len(arrays):
         raise ValueError(f"{len(titles)} titles for {len(arrays)} images")
-    ncols = ncols or len(arrays)
+    if ncols is not None and ncols < 1:
+        raise ValueError(f"ncols must be >= 1, not {ncols}")
+    fit = max(1, int(COLUMN_WIDTH // MIN_PANEL_WIDTH))   # panels of the smallest width in a row
+    ncols = min(ncols or len(arrays), len(arrays), fit)
     nrows = -(-len(arrays) // ncols)
-    aspect = max(a.shape[1] / a.shape[0] for a in arrays)
+    aspect = max(a.shape[1] / a.shape[0] for a in arrays)   # width / height of the widest image
+    panel_w = COLUMN_WIDTH / ncols
+    if size is not None:
+        panel_w = min(panel_w, max(size * aspect, MIN_PANEL_WIDTH))
+    lines = max(str(t).count("\n") + 1 for t in titles) if titles is not None else 0
+    title_h = 0.2 * lines + (0.1 if lines else 0.0)      # inches of title text above each panel
     plt = _pyplot()
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size * aspect, nrows * size + (0.3 if suptitle else 0)),
-                             squeeze=False)
+    height = nrows * (panel_w / aspect + title_h) + (0.35 if suptitle else 0.0)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, figsize=(ncols * panel_w, height))
     for ax in axes.flat:
         ax.axis("off")
     for i, (ax, arr) in enumerate(zip(axes.flat, arrays)):
         ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
         if titles is not None:
-            ax.set_title(titles[i], fontsize=10)
+            ax.set_title(titles[i])
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout()
+    fig.tight_layout(pad=0.3)
     return fig
+
+
+def colorize(values: Any, *, vmin: float = 0.0, vmax: float = 1.0, cmap: str = "viridis") -> np.ndarray:
+    """A map of numbers as an RGB image through a matplotlib colour map (e.g. a GMS map in a slider).
+
+    Args:
+        values: HxW numbers (numpy or torch; 1x1xHxW and 1xHxW are squeezed).
+        vmin, vmax: the values drawn with the first and the last colour (clipped outside).
+        cmap: a matplotlib colour map name.
+
+    Returns:
+        uint8 HxWx3.
+    """
+    from matplotlib import colormaps
+
+    arr = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
+    arr = np.asarray(arr, dtype=np.float64).squeeze()
+    if arr.ndim != 2:
+        raise ValueError(f"colorize: expected an HxW map, got shape {np.shape(values)}")
+    if not vmax > vmin:
+        raise ValueError(f"colorize: vmax ({vmax}) must be larger than vmin ({vmin})")
+    rgba = colormaps[cmap](np.clip((arr - vmin) / (vmax - vmin), 0.0, 1.0), bytes=True)
+    return np.ascontiguousarray(rgba[..., :3])
 
 
 def diff_map(a: Any, b: Any) -> np.ndarray:
@@ -717,7 +1183,7 @@ def _map_axes(shape: tuple[int, ...], ax):
     if ax is not None:
         return ax.figure, ax
     h, w = shape[:2]
-    return _pyplot().subplots(figsize=(4.0 * w / max(h, w) + 1.0, 4.0 * h / max(h, w)))
+    return _pyplot().subplots(figsize=(3.6 * w / max(h, w) + 1.2, 3.6 * h / max(h, w) + 0.5))
 
 
 def show_diff(a: Any, b: Any, *, title: str = "", vmax: float | None = None, ax=None, cmap: str = "magma"):
@@ -740,7 +1206,7 @@ def show_diff(a: Any, b: Any, *, title: str = "", vmax: float | None = None, ax=
     ax.axis("off")
     n = int((d > 0).sum())
     stats = f"{n} of {d.size} pixels differ ({100.0 * n / d.size:.2f}%), max {int(d.max())}"
-    ax.set_title(f"{title}\n{stats}" if title else stats, fontsize=9)
+    ax.set_title(f"{title}\n{stats}" if title else stats)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="|difference| (grey levels)")
     return fig
 
@@ -764,7 +1230,7 @@ def plot_curves(curves: Mapping[str, Sequence[float]] | Mapping[str, tuple[Seque
         raise ValueError(f"smooth must be >= 1, not {smooth}")
     plt = _pyplot()
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6.0, 3.5))
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 3.4))
     else:
         fig = ax.figure
     for label, curve in curves.items():
@@ -813,7 +1279,7 @@ def show_gms_map(gms: Any, *, title: str = "GMS map", ax=None, cmap: str = "viri
     im = ax.imshow(arr, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.axis("off")
     std = arr.std(ddof=1) if arr.size > 1 else 0.0
-    ax.set_title(f"{title}\nGMSM {arr.mean():.4f}, GMSD {std:.4f}", fontsize=9)
+    ax.set_title(f"{title}\nGMSM {arr.mean():.4f}, GMSD {std:.4f}")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="GMS")
     return fig
 

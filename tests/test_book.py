@@ -1,21 +1,37 @@
-"""The book: notebook conventions, and the built pages in a real (headless) browser.
+"""The book: notebook conventions (fast, no browser), and every built page in a real headless browser.
 
-The browser test builds the book with book/build.sh into a temporary folder, or reuses an existing
-build when GMGAN_BOOK_HTML points at its ``_build/html`` folder (CI builds once and passes it). It
-serves the pages on 127.0.0.1, opens the first notebook in Debian's Chromium through Playwright, drags
-the before/after divider, presses keys on the slider and checks that the split moved, that the
-saved ipywidgets rendered without a kernel, and that the console shows no JavaScript error.
+The browser tests build the book with book/build.sh into a temporary folder, or reuse a build when
+GMGAN_BOOK_HTML points at its ``_build/html`` folder. They serve the pages on 127.0.0.1, open each one
+in Debian's Chromium through Playwright, and check what a reader would see:
+
+- no console error, and no request to any host but the book's own (the book works offline);
+- no raw TeX or ``$`` in the text outside MathJax, and no prose typeset as math;
+- every figure (image or slider) inside a numbered caption, every image with real alt text, and shown
+  at no less than 85 % of its natural size (labels drawn at >= 9 pt stay >= ~8 pt);
+- no output cut off on the right (an element whose content is wider than its box without scrolling),
+  and no printed table or message wider than the column (those would scroll);
+- on the pages with a slider, every slider works (moving it changes the picture) and no dead widget;
+- readable contrast (WCAG >= 4.5:1) of the slider controls, captions, text and outputs, in the light
+  and the dark theme.
+
+Notebooks 06-09 are being rewritten by the lead; where they do not meet a convention yet, the check
+is marked ``xfail(strict=True)`` with the reason (``PENDING`` below): remove the entry when the
+notebook is fixed (a strict xfail that passes fails the suite, as a reminder).
 """
 from __future__ import annotations
 
+import ast
 import functools
 import http.server
 import importlib.util
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
+import tomllib
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -27,8 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("GMGAN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SLIDER_PAGE = "notebooks/01_degradation.html"
-WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+BUILD_MARKER = "notebooks/01_degradation.html"
 
 
 def _stamp_module():
@@ -42,6 +58,69 @@ def _notebooks() -> list[Path]:
     return sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
+def _pages() -> list[str]:
+    """Every page of the book, in table-of-contents order, as paths relative to the HTML root."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [ch["file"] for part in toc["parts"] for ch in part["chapters"]]
+    return [f"{f}.html" for f in files]
+
+
+# Where notebooks 06-09 (being rewritten by the lead) do not yet follow the conventions: check ->
+# {notebook stem: reason}. The checks run and are expected to fail there (strict xfail); delete an
+# entry once the notebook is re-executed with gmgan.viz's current helpers.
+_OLD_SLIDER = ("old output: the static slider and the live widget are two outputs; re-execute, so that "
+               "viz.compare displays one bundle (the book then shows no stray widget text)")
+_NO_CAPTIONS = "figures have no mystnb caption/name/alt cell metadata (notebooks/README.md, 'Figures')"
+PENDING: dict[str, dict[str, str]] = {
+    "install cell": {nb: "install cell above the title; run python book/stamp_notebooks.py (it moves "
+                         "the cell below the title)"
+                     for nb in ("06_training", "07_evaluation_ablation", "08_training_sets", "09_failure_case")},
+    "install extras": {nb: "computes NIQE (pyiqa) but installs only gmgan[viz]: set the notebook metadata "
+                           '"gmgan": {"install_extras": ["viz", "eval"]} and run python book/stamp_notebooks.py'
+                       for nb in ("06_training", "07_evaluation_ablation", "08_training_sets")},
+    "figure metadata": {nb: _NO_CAPTIONS for nb in ("06_training", "07_evaluation_ablation",
+                                                     "08_training_sets", "09_failure_case")},
+    "figure style": {nb: "sets figure.dpi = 80 itself / explicit small fontsize=; call viz.book_style() "
+                         "in the import cell instead" for nb in ("06_training", "07_evaluation_ablation",
+                                                                "08_training_sets", "09_failure_case")},
+    "summary and exercises": {nb: "no '## Exercises' section (2-4 numbered exercises, each naming the "
+                                  "cell to start from)" for nb in ("06_training", "07_evaluation_ablation",
+                                                                   "08_training_sets", "09_failure_case")},
+    "timing prose": {nb: "the Parameters section does not state the recorded run time as 'runs in about "
+                         "N minutes on 2 CPU cores'" for nb in ("06_training", "07_evaluation_ablation",
+                                                                 "08_training_sets", "09_failure_case")},
+    "widget bundle": {nb: _OLD_SLIDER for nb in ("06_training", "07_evaluation_ablation",
+                                                 "08_training_sets", "09_failure_case")},
+    "captions": {f"notebooks/{nb}.html": _NO_CAPTIONS for nb in ("06_training", "07_evaluation_ablation",
+                                                                 "08_training_sets", "09_failure_case")},
+    "dead widget": {f"notebooks/{nb}.html": _OLD_SLIDER for nb in ("06_training", "07_evaluation_ablation",
+                                                                   "08_training_sets", "09_failure_case")},
+    "wide outputs": {f"notebooks/{nb}.html": "printed lines and tables wider than the column (about 95 "
+                                             "characters): break long messages, narrow the tables"
+                     for nb in ("06_training", "07_evaluation_ablation", "08_training_sets")},
+    "dark contrast": {f"notebooks/{nb}.html|dark": "old slider HTML: its buttons take the dark theme's light "
+                                                   "text on their light background; re-execute with the current gmgan.viz"
+                      for nb in ("06_training", "07_evaluation_ablation", "08_training_sets", "09_failure_case")},
+    "figure size": {f"notebooks/{nb}.html": "figures drawn wider than the column (e.g. figsize=(12, ...)) "
+                                            "are shrunk below 85 %, so their labels fall under ~8 pt; use "
+                                            "viz.book_style() and figures at most viz.COLUMN_WIDTH wide"
+                    for nb in ("06_training", "07_evaluation_ablation", "08_training_sets")},
+}
+
+
+def _param(check: str, key: str):
+    reason = PENDING.get(check, {}).get(key)
+    return pytest.param(key, marks=pytest.mark.xfail(reason=reason, strict=True)) if reason else key
+
+
+def _params(check: str, keys) -> list:
+    return [_param(check, k) for k in keys]
+
+
+def _code(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
 # --------------------------------------------------------------------------------------------------
 # Conventions (fast, no browser)
 
@@ -50,41 +129,110 @@ def test_config_sets_the_repository_and_colab_once():
     assert config["repository"]["url"].startswith("https://github.com/")
     assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
     assert config["execute"]["execute_notebooks"] == "off"
-    # the URL appears in no notebook except through the stamped install cell
     for path in _notebooks():
         nb = nbformat.read(path, as_version=4)
-        for cell in nb.cells[1:]:
-            assert config["repository"]["url"] not in cell.source, f"{path.name}: repository URL outside the install cell"
+        for cell in nb.cells:
+            if cell.get("id") != "install":
+                assert config["repository"]["url"] not in cell.source, f"{path.name}: repository URL outside the install cell"
 
 
-@pytest.mark.parametrize("path", _notebooks(), ids=lambda p: p.name)
-def test_install_cell_matches_config(path):
+def test_book_shows_the_static_slider_and_loads_no_widget_javascript():
+    """The widget view is dropped for HTML (the static slider in the same bundle is shown)."""
+    sphinx = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
+    assert ["html", WIDGET_VIEW, None] in sphinx["nb_mime_priority_overrides"]
+    assert sphinx["nb_ipywidgets_js"] == {}
+
+
+def test_book_render_needs_no_torch():
+    """`make book` installs book/requirements.txt only; nothing the build runs imports gmgan or torch."""
+    reqs = [line.split("#")[0].strip().lower() for line in (ROOT / "book" / "requirements.txt").read_text().splitlines()]
+    reqs = [r for r in reqs if r]
+    assert any(r.startswith("jupyter-book==") for r in reqs)
+    assert not [r for r in reqs if "torch" in r or "gmgan" in r or r.startswith("-e")], reqs
+    for path in [ROOT / "book" / "_ext" / "gmgan_book.py", ROOT / "book" / "stamp_notebooks.py"]:
+        imported = {n.names[0].name.split(".")[0] for n in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(n, ast.Import)}
+        imported |= {n.module.split(".")[0] for n in ast.walk(ast.parse(path.read_text()))
+                     if isinstance(n, ast.ImportFrom) and n.module}
+        assert not imported & {"gmgan", "torch", "torchvision", "numpy"}, (path.name, imported)
+    packages = json.loads((ROOT / "book" / "package.json").read_text())["dependencies"]
+    assert list(packages) == ["mathjax"], "the book's npm download is MathJax only"
+
+
+@pytest.mark.parametrize("path", _params("install cell", [p.stem for p in _notebooks()]))
+def test_install_cell_is_below_the_title_and_matches_config(path):
     stamp = _stamp_module()
     url, branch = stamp.repository()
-    nb = nbformat.read(path, as_version=4)
-    first = nb.cells[0]
-    assert first.cell_type == "code" and first.get("id") == "install", f"{path.name}: first cell is not the install cell"
-    assert f"git+{url}@{branch}" in first.source, f"{path.name}: install cell does not use {url}@{branch}"
-    assert stamp.is_current(nb, url, branch), f"{path.name}: run python book/stamp_notebooks.py"
+    nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
+    assert stamp.is_title(nb.cells[0]), f"{path}: the first cell is not the Markdown title"
+    cell = nb.cells[1]
+    assert cell.cell_type == "code" and cell.get("id") == "install", f"{path}: the install cell is not below the title"
+    assert f"git+{url}@{branch}" in cell.source and '"-q"' in cell.source
+    assert stamp.is_current(nb, url, branch), f"{path}: run python book/stamp_notebooks.py"
 
 
-def test_install_cell_follows_a_changed_url(tmp_path):
-    """The stamp script really rewrites the cell from the configuration (not a fixed string)."""
+# The modules that the base install of gmgan brings (pyproject's dependencies), by import name.
+_BASE_MODULES = {"torch", "torchvision", "numpy", "PIL", "scipy", "safetensors", "tqdm", "yaml", "filelock",
+                 "skimage", "tensorboard", "cv2", "gmgan", "IPython"}  # IPython: every kernel has it
+
+
+def _imports(nb) -> set[str]:
+    names = set()
+    for cell in _code(nb):
+        src = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names)
+
+
+@pytest.mark.parametrize("path", _params("install extras", [p.stem for p in _notebooks()]))
+def test_install_cell_installs_what_the_notebook_imports(path):
     stamp = _stamp_module()
-    src = _notebooks()[0]
+    nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
+    extras = stamp.extras_of(nb)
+    provided = _BASE_MODULES | {m for e in extras for m in stamp.EXTRA_MODULES[e]}
+    missing = _imports(nb) - provided
+    assert not missing, f"{path} imports {sorted(missing)}, which its install cell (gmgan[{','.join(extras)}]) does not install"
+    uses_pyiqa_metrics = any(re.search(r"""["'](niqe|pi)["']|\b(niqe|pi)\(|pyiqa""", c.source) for c in _code(nb))
+    assert not uses_pyiqa_metrics or "eval" in extras, f"{path} uses NIQE/PI (pyiqa): declare install_extras eval"
+
+
+def test_install_extras_match_pyproject():
+    stamp = _stamp_module()
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for extra, modules in stamp.EXTRA_MODULES.items():
+        dists = {re.split(r"[<>=\[ ]", d)[0] for d in extras[extra]}
+        assert dists == set(modules), f"pyproject extra {extra!r} installs {sorted(dists)}, the install cell checks {modules}"
+
+
+def test_install_cell_follows_a_changed_url_and_moves_below_the_title(tmp_path):
+    """The stamp script rewrites the cell from the configuration (not a fixed string) and moves an
+    install cell that sits above the title."""
+    stamp = _stamp_module()
+    src = ROOT / "notebooks" / "01_degradation.ipynb"
     copy = tmp_path / src.name
-    shutil.copy(src, copy)
+    nb = nbformat.read(src, as_version=4)
+    nb.cells.insert(0, nb.cells.pop(1))                     # the old layout: install cell first
+    nbformat.write(nb, copy)
     assert stamp.stamp(copy, "https://example.org/fork/gmgan", "dev") is True
-    nb = nbformat.read(copy, as_version=4)
-    assert "gmgan @ git+https://example.org/fork/gmgan@dev" in nb.cells[0].source
-    assert not stamp.is_current(nb, *stamp.repository())
-    assert len(nb.cells) == len(nbformat.read(src, as_version=4).cells)  # replaced, not inserted
+    stamped = nbformat.read(copy, as_version=4)
+    assert stamp.is_title(stamped.cells[0]) and stamped.cells[1].get("id") == "install"
+    assert "gmgan[viz] @ git+https://example.org/fork/gmgan@dev" in stamped.cells[1].source
+    assert not stamp.is_current(stamped, *stamp.repository())
+    assert len(stamped.cells) == len(nb.cells)              # moved, not duplicated
+    untitled = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nbformat.write(untitled, tmp_path / "untitled.ipynb")
+    with pytest.raises(ValueError, match="first cell must be the Markdown title"):
+        stamp.stamp(tmp_path / "untitled.ipynb", "https://example.org/x", "main")
 
 
 @pytest.mark.parametrize("path", _notebooks(), ids=lambda p: p.name)
 def test_notebook_conventions(path):
     nb = nbformat.read(path, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
+    code = _code(nb)
     assert "parameters" in code[1].metadata.get("tags", []), f"{path.name}: second code cell is not tagged 'parameters'"
     assert "preset" in code[1].source, f"{path.name}: the parameters cell has no preset"
     assert all(c.execution_count is not None for c in code[1:]), f"{path.name}: not fully executed"
@@ -92,11 +240,123 @@ def test_notebook_conventions(path):
         for out in c.get("outputs", []):
             assert out.output_type != "error", f"{path.name}: stored output holds an error"
             assert not (out.output_type == "stream" and out.name == "stderr"), f"{path.name}: stderr output"
-    uses_widgets = any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
-                       for c in code for o in c.get("outputs", []))
-    if uses_widgets:
-        state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state")
-        assert state, f"{path.name}: widget outputs but no saved widget state (execute with nbconvert/papermill)"
+        if "nbval-ignore-output" in c.metadata.get("tags", []):
+            # nbval does not compare this cell's text, so the cell must check its numbers itself
+            assert re.search(r"^\s*assert ", c.source, re.M), f"{path.name}: cell {c.get('id')} ignores its output but asserts nothing"
+
+
+@pytest.mark.parametrize("path", _params("widget bundle", [p.stem for p in _notebooks()]))
+def test_a_live_widget_comes_with_its_static_view_in_one_output(path):
+    nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
+    for c in _code(nb):
+        for out in c.get("outputs", []):
+            data = out.get("data", {})
+            if WIDGET_VIEW in data:
+                assert "text/html" in data, f"{path}: cell {c.get('id')} shows a widget without its static HTML view"
+
+
+def _is_figure(output) -> bool:
+    data = output.get("data", {})
+    return ("image/png" in data or "image/svg+xml" in data
+            or any(k in data.get("text/html", "") for k in ('class="gmgan-ba"', 'class="gmgan-sw"')))
+
+
+def _figure_cells(nb):
+    """Code cells that display a figure (an image, or an HTML slider of gmgan.viz), with all that they
+    display: myst-nb wraps every displayed output of such a cell in the figure, so there must be one
+    (a trailing expression such as ``ax.legend()`` would make a second, text, figure)."""
+    for c in _code(nb):
+        shown = [o for o in c.get("outputs", []) if o.output_type in ("display_data", "execute_result")]
+        if any(_is_figure(o) for o in shown):
+            yield c, shown
+
+
+@pytest.mark.parametrize("path", _params("figure metadata", [p.stem for p in _notebooks()]))
+def test_every_figure_has_a_caption_a_name_and_alt_text(path):
+    """myst-nb turns the cell metadata into a numbered figure; one figure per cell (a name is a label)."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
+    names = []
+    for c, shown in _figure_cells(nb):
+        meta = c.metadata.get("mystnb", {})
+        fig = meta.get("figure", {})
+        assert len(shown) == 1, f"{path}: cell {c.get('id')} displays {len(shown)} outputs; one figure per cell (split it, or end with a statement)"
+        assert len(fig.get("caption", "").split()) >= 6 and fig.get("name", "").startswith("fig-"), \
+            f"{path}: cell {c.get('id')} has no caption/name (metadata mystnb.figure)"
+        names.append(fig["name"])
+        if "image/png" in shown[0].data:
+            alt = meta.get("image", {}).get("alt", "")
+            assert len(alt.split()) >= 5 and not re.search(r"\.(png|svg)|/", alt), f"{path}: cell {c.get('id')} alt text"
+            assert "image/png" in shown[0].get("metadata", {}), f"{path}: cell {c.get('id')} is not a retina PNG (viz.book_style())"
+    assert len(names) == len(set(names)), f"{path}: figure names repeat"
+
+
+@pytest.mark.parametrize("path", _params("figure style", [p.stem for p in _notebooks()]))
+def test_figures_use_the_book_style(path):
+    nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
+    code = "\n".join(c.source for c in _code(nb))
+    assert "viz.book_style()" in code, f"{path}: the import cell must call viz.book_style()"
+    assert "rcParams" not in code and "figure.dpi" not in code, f"{path}: figure settings belong to viz.book_style()"
+    small = re.findall(r"(?:fontsize|labelsize)\s*=\s*([0-8](?:\.\d+)?)\b", code)
+    assert not small, f"{path}: font sizes below 9 pt: {small}"
+    wide = [float(w) for w in re.findall(r"figsize\s*=\s*\(\s*([0-9.]+)", code) if float(w) > 8.0]
+    assert not wide, f"{path}: figures wider than the column (viz.COLUMN_WIDTH = 7.5 in): {wide}"
+
+
+@pytest.mark.parametrize("path", _params("summary and exercises", [p.stem for p in _notebooks()]))
+def test_notebook_ends_with_a_summary_and_exercises(path):
+    nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "\n## Summary" in "\n" + text, f"{path}: no '## Summary'"
+    exercises = text.split("## Exercises", 1)
+    assert len(exercises) == 2, f"{path}: no '## Exercises'"
+    items = re.findall(r"^\d+\. ", exercises[1], re.M)
+    assert 2 <= len(items) <= 4, f"{path}: {len(items)} exercises (want 2-4)"
+    assert nb.cells[-1].cell_type == "markdown" and "## Exercises" in "\n".join(c.source for c in nb.cells[-2:])
+
+
+_PLAIN_CITATION = re.compile(r"[A-Z][a-z]+ (?:et al\.|and [A-Z][a-z]+),? \(?(?:19|20)\d\d")
+
+
+@pytest.mark.parametrize("path", [p.stem for p in _notebooks()])
+def test_citations_use_cite_roles(path):
+    """'Zhu et al. (2020)' in plain text is not a link to the bibliography; {cite:t}`zhu2020gmgan` is."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
+    keys = set(re.findall(r"^@\w+\{([^,]+),", (ROOT / "book" / "references.bib").read_text(), re.M))
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    cited = set(re.findall(r"\{cite:[pt]\}`([^`]+)`", text))
+    assert cited, f"{path}: cites nothing with {{cite:p}} / {{cite:t}}"
+    assert {k.strip() for ks in cited for k in ks.split(",")} <= keys, f"{path}: unknown citation keys"
+    assert not _PLAIN_CITATION.findall(text), f"{path}: plain-text citations {_PLAIN_CITATION.findall(text)}"
+
+
+def _recorded_seconds(nb) -> float:
+    """Seconds the committed run spent in the notebook's cells (nbconvert's timing metadata)."""
+    from datetime import datetime
+
+    total = 0.0
+    for c in _code(nb):
+        t = c.metadata.get("execution", {})
+        if "iopub.execute_input" in t and "shell.execute_reply" in t:
+            start, end = (datetime.fromisoformat(t[k].replace("Z", "+00:00"))
+                          for k in ("iopub.execute_input", "shell.execute_reply"))
+            total += (end - start).total_seconds()
+    return total
+
+
+@pytest.mark.parametrize("path", _params("timing prose", [p.stem for p in _notebooks()]))
+def test_stated_run_time_matches_the_recorded_one(path):
+    """The Parameters section says how long the teach preset runs; it must agree with the committed run
+    (within a factor of 1.5), and stay under 5 minutes on 2 cores."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
+    seconds = _recorded_seconds(nb)
+    assert 0 < seconds < 300, f"{path}: the committed run took {seconds:.0f} s"
+    params = next(c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## Parameters"))
+    m = re.search(r"runs in about (\d+(?:\.\d+)?|a|one|two|three|four) (seconds|minutes?) on 2 CPU cores", params)
+    assert m, f"{path}: the Parameters section does not say 'runs in about N minutes on 2 CPU cores'"
+    words = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4}
+    number = words[m.group(1)] if m.group(1) in words else float(m.group(1))
+    stated = number * (60 if m.group(2).startswith("minute") else 1)
+    assert stated / 1.5 <= seconds <= stated * 1.5, f"{path}: states {m.group(0)!r}, the committed run took {seconds:.0f} s"
 
 
 def test_toc_lists_every_notebook():
@@ -106,15 +366,15 @@ def test_toc_lists_every_notebook():
 
 
 # --------------------------------------------------------------------------------------------------
-# Built book in a browser
+# The built book in a browser
 
 @pytest.fixture(scope="module")
 def book_html(tmp_path_factory) -> Path:
     given = os.environ.get("GMGAN_BOOK_HTML")
     if given:
         html = Path(given)
-        if not (html / SLIDER_PAGE).is_file():
-            pytest.fail(f"GMGAN_BOOK_HTML={given} has no {SLIDER_PAGE}; build the book first (bash book/build.sh)")
+        if not (html / BUILD_MARKER).is_file():
+            pytest.fail(f"GMGAN_BOOK_HTML={given} has no {BUILD_MARKER}; build the book first (bash book/build.sh)")
         return html
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium); not building the book for nothing")
@@ -164,9 +424,9 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+def _open(browser, server, name: str, theme: str = "light"):
+    """A new page at ``name`` in the given theme, with console errors and outside requests recorded."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme=theme)
     pg = context.new_page()
     pg.errors, pg.outside = [], []
     pg.on("console", lambda msg: pg.errors.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None)
@@ -182,95 +442,303 @@ def page(browser, server):
         return r.continue_()
 
     pg.route("**/*", route)
-    yield pg
-    context.close()
+    pg.add_init_script(f"localStorage.setItem('theme', '{theme}'); localStorage.setItem('mode', '{theme}');")
+    pg.goto(server + name, wait_until="load")
+    # MathJax typesets after load (its script is deferred): wait until its first pass is done
+    pg.evaluate("async () => { if (window.MathJax && MathJax.startup && MathJax.startup.promise) {"
+                " await MathJax.startup.promise; } }")
+    return context, pg
 
 
-def _split_state(page, block: str) -> dict:
-    return page.evaluate("""(sel) => {
-        const root = document.querySelector(sel);
-        const stage = root.querySelector('.gmgan-ba-stage').getBoundingClientRect();
-        const div = root.querySelector('.gmgan-ba-divider').getBoundingClientRect();
-        return {fraction: (div.left + div.width / 2 - stage.left) / stage.width,
-                clip: getComputedStyle(root.querySelector('img.gmgan-ba-left')).clipPath,
-                range: root.querySelector('.gmgan-ba-split').value,
-                stageLeft: stage.left, stageTop: stage.top, stageWidth: stage.width, stageHeight: stage.height,
-                transform: root.querySelector('.gmgan-ba-inner').style.transform,
-                readout: root.querySelector('.gmgan-ba-metrics').textContent,
-                left: root.querySelector('img.gmgan-ba-left').alt};
-    }""", block)
+# The measurements of one page, in one visit per theme (JavaScript below; see the module docstring).
+_MEASURE = r"""() => {
+  const article = document.querySelector("article.bd-article");
+  const aRect = article.getBoundingClientRect();
+  const out = {rawTex: [], mathProse: [], images: [], figures: [], cut: [], contrast: [], widgets: [],
+               sliders: document.querySelectorAll(".gmgan-ba, .gmgan-sw").length, citations: 0};
+  // 1. raw TeX in text outside MathJax, code and outputs
+  const skip = "mjx-container, script, style, pre, code, .highlight, .gmgan-ba, .gmgan-sw, .MathJax";
+  const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (n.parentElement.closest(skip)) { continue; }
+    const t = n.textContent;
+    const m = t.match(/\$|\\[a-zA-Z]{2,}|\^\{|_\{/);
+    if (m) { out.rawTex.push(t.slice(Math.max(0, m.index - 40), m.index + 40)); }
+  }
+  // prose typeset as math: four ordinary words in a row in a formula's TeX source
+  if (window.MathJax && MathJax.startup && MathJax.startup.document) {
+    for (const item of MathJax.startup.document.getMathItemsWithin(article)) {
+      const tex = item.math.replace(/\\(text|mathrm|operatorname|textrm|mbox)\{[^}]*\}/g, " ")
+                           .replace(/\\[a-zA-Z]+/g, " ");
+      if (/(?:\b[a-zA-Z]{3,}\b\s+){3}[a-zA-Z]{3,}/.test(tex)) { out.mathProse.push(item.math.slice(0, 80)); }
+    }
+  }
+  // 2. figures and images
+  for (const img of article.querySelectorAll("img")) {
+    const fig = img.closest("figure");
+    const num = fig && fig.querySelector("figcaption .caption-number");
+    // retina PNGs are stored at twice their display width, which Sphinx writes as the style width
+    const natural = parseFloat(img.style.width || img.getAttribute("width") || "0") || img.naturalWidth;
+    out.images.push({src: img.getAttribute("src").slice(0, 60), alt: img.getAttribute("alt") || "",
+                     numbered: !!num, caption: num ? fig.querySelector("figcaption").textContent.trim().slice(0, 40) : "",
+                     natural: natural, shown: img.getBoundingClientRect().width,
+                     slider: !!img.closest(".gmgan-ba, .gmgan-sw")});
+  }
+  for (const fig of article.querySelectorAll("figure")) {
+    out.figures.push({numbered: !!fig.querySelector("figcaption .caption-number"),
+                      text: (fig.querySelector("figcaption") || {textContent: ""}).textContent.trim().slice(0, 60)});
+  }
+  for (const el of article.querySelectorAll(".gmgan-ba, .gmgan-sw")) {
+    const fig = el.closest("figure");
+    out.figures.push({numbered: !!(fig && fig.querySelector("figcaption .caption-number")), text: "slider " + el.id});
+  }
+  // 3. output cut off on the right
+  const scrolls = (el) => ["auto", "scroll"].includes(getComputedStyle(el).overflowX);
+  for (const el of article.querySelectorAll("*")) {
+    const cs = getComputedStyle(el);
+    // the slider's stage clips on purpose (zoom); MathJax's hidden assistive MathML inflates the
+    // scroll width of inline formulas without drawing anything
+    if (cs.display === "none" || el.closest(".gmgan-ba-stage, span.math, mjx-container")) { continue; }
+    if (["hidden", "clip"].includes(cs.overflowX) && el.scrollWidth > el.clientWidth + 2) {
+      out.cut.push("cut: " + el.tagName + "." + el.className + " " + el.scrollWidth + " > " + el.clientWidth);
+    }
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.right > aRect.right + 2) {
+      let p = el.parentElement, held = false;
+      while (p && p !== article) { if (scrolls(p)) { held = true; break; } p = p.parentElement; }
+      if (!held && !scrolls(el)) { out.cut.push("spills: " + el.tagName + "." + el.className + " right " + Math.round(r.right) + " > " + Math.round(aRect.right)); }
+    }
+  }
+  // printed outputs and tables wider than the column (they scroll, but a reader should not have to)
+  out.wide = [...article.querySelectorAll("div.cell_output pre, div.cell_output table")]
+    .filter((el) => el.scrollWidth > el.clientWidth + 2)
+    .map((el) => el.tagName + " " + el.scrollWidth + "/" + el.clientWidth + " px: " + el.textContent.trim().slice(0, 50));
+  // 4. contrast of text against its background
+  const rgba = (s) => { const m = s.match(/[\d.]+/g).map(Number); return [m[0], m[1], m[2], m.length > 3 ? m[3] : 1]; };
+  const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+                       return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const background = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c[3] > 0) { layers.push(c); if (c[3] >= 1) { break; } }
+    }
+    let c = [255, 255, 255];
+    for (const l of layers.reverse()) { c = [0, 1, 2].map((i) => l[i] * l[3] + c[i] * (1 - l[3])); }
+    return c;
+  };
+  const targets = ".gmgan-ba-btn, .gmgan-sw-btn, .gmgan-ba-label, .gmgan-ba-note, .gmgan-ba-metrics, "
+    + ".gmgan-sw-key, .gmgan-sw-name, .gmgan-sw-caption, .gmgan-ba-title, .gmgan-sw-title, figcaption, "
+    + "article p, article li, article td, article th, div.cell_output pre, div.cell_input pre";
+  for (const el of article.querySelectorAll(targets)) {
+    if (!el.textContent.trim() || el.getBoundingClientRect().width === 0) { continue; }
+    const fg = rgba(getComputedStyle(el).color), bg = background(el);
+    const l1 = lum(fg), l2 = lum(bg);
+    const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    if (ratio < 4.5) { out.contrast.push(el.tagName + "." + el.className + " '" + el.textContent.trim().slice(0, 30) + "' " + ratio.toFixed(2)); }
+  }
+  // 5. widgets that cannot work without a kernel, and their text stand-ins
+  for (const el of article.querySelectorAll(".jupyter-widgets, [class*='widget-'], script[type*='widget-view']")) {
+    out.widgets.push(el.tagName + "." + el.className);
+  }
+  for (const pre of article.querySelectorAll("div.cell_output pre")) {
+    if (/^(BeforeAfter|Sweep)\(/.test(pre.textContent.trim())) { out.widgets.push("widget text: " + pre.textContent.trim().slice(0, 50)); }
+  }
+  out.citations = article.querySelectorAll("a[href*='references.html#']").length;
+  out.theme = document.documentElement.dataset.theme;
+  return out;
+}"""
+
+_REPORTS: dict[tuple[str, str], dict] = {}
 
 
-def test_slider_page_works_without_a_kernel(page, server, capsys):
-    page.goto(server + SLIDER_PAGE, wait_until="load")
-    block = ".gmgan-ba[data-ready]"
-    page.wait_for_selector(block, timeout=15000)
-    page.locator(block).first.scroll_into_view_if_needed()
-    before = _split_state(page, block)
-    assert abs(before["fraction"] - 0.5) < 0.02 and "50%" in before["clip"]
+@pytest.fixture
+def report(browser, server):
+    """report(page, theme): the measurements of a page (each page is visited once per theme)."""
+    def get(name: str, theme: str = "light") -> dict:
+        if (name, theme) not in _REPORTS:
+            context, pg = _open(browser, server, name, theme)
+            data = pg.evaluate(_MEASURE)
+            data["errors"], data["outside"] = list(pg.errors), list(pg.outside)
+            _REPORTS[name, theme] = data
+            context.close()
+        return _REPORTS[name, theme]
 
-    # drag the divider from the middle to 20% of the width
-    y = before["stageTop"] + before["stageHeight"] / 2
-    page.mouse.move(before["stageLeft"] + 0.5 * before["stageWidth"], y)
-    page.mouse.down()
-    page.mouse.move(before["stageLeft"] + 0.35 * before["stageWidth"], y, steps=5)
-    page.mouse.move(before["stageLeft"] + 0.2 * before["stageWidth"], y, steps=5)
-    page.mouse.up()
-    dragged = _split_state(page, block)
-    assert abs(dragged["fraction"] - 0.2) < 0.02, dragged
-    assert "80%" in dragged["clip"] and dragged["range"] == "200", dragged
-
-    # keyboard: the range input moves the split too
-    page.locator(f"{block} .gmgan-ba-split").first.focus()
-    for _ in range(50):
-        page.keyboard.press("ArrowRight")
-    keyed = _split_state(page, block)
-    assert keyed["fraction"] > dragged["fraction"] + 0.03, keyed
-
-    # another image and a zoom: the picture and the metrics change
-    page.locator(f"{block} button[data-image]").nth(1).click()
-    other = _split_state(page, block)
-    assert other["left"] != keyed["left"] and other["readout"] != keyed["readout"]
-    page.locator(f'{block} button[data-zoom="4x"]').click()
-    zoomed = _split_state(page, block)
-    assert "scale(4)" in zoomed["transform"], zoomed
-
-    # the ipywidgets rendered from the state saved in the notebook, with no kernel
-    page.wait_for_selector(".jupyter-widgets .widget-slider", timeout=20000)
-    n_sliders = page.locator(".widget-slider").count()
-    n_widgets = page.locator(".jupyter-widgets").count()
-    assert n_sliders >= 3 and page.locator(".widget-dropdown").count() >= 3
-    assert page.locator(".widget-image").count() >= 1
-    # MathJax (served locally) typeset the formulas
-    page.wait_for_selector("mjx-container", timeout=20000)
-
-    assert page.errors == [], page.errors
-    assert page.outside == [], f"requests outside the book: {page.outside}"
-    with capsys.disabled():
-        print(f"\n[browser] split {before['fraction']:.3f} -> drag {dragged['fraction']:.3f} "
-              f"(clip-path {dragged['clip']}) -> keys {keyed['fraction']:.3f}; zoom transform "
-              f"{zoomed['transform']!r}; {n_widgets} widget elements, {n_sliders} widget sliders; "
-              f"console errors: {len(page.errors)}")
+    return get
 
 
-def test_other_pages_load_cleanly(page, server):
-    for name in ("book/intro.html", "book/method.html", "book/references.html"):
-        page.goto(server + name, wait_until="load")
-        assert page.title()
-    page.goto(server + "book/method.html", wait_until="load")
-    page.wait_for_selector("mjx-container", timeout=20000)
-    # citations are links into the bibliography page, which lists the GMGAN paper
-    assert page.locator("a[href^='references.html#']").count() >= 10
-    page.goto(server + "book/references.html", wait_until="load")
-    assert "GAN-based image super-resolution with a novel quality loss" in page.inner_text("main")
-    assert page.errors == [], page.errors
-    assert page.outside == [], f"requests outside the book: {page.outside}"
+@pytest.mark.parametrize("name", _pages())
+def test_page_loads_offline_without_errors(report, name):
+    r = report(name)
+    assert r["errors"] == [], r["errors"]
+    assert r["outside"] == [], f"requests outside the book: {r['outside']}"
+
+
+@pytest.mark.parametrize("name", _pages())
+def test_no_raw_tex_outside_mathjax(report, name):
+    r = report(name)
+    assert r["rawTex"] == [], f"raw TeX or $ in the text: {r['rawTex'][:5]}"
+    assert r["mathProse"] == [], f"prose typeset as math: {r['mathProse'][:5]}"
+
+
+@pytest.mark.parametrize("name", _params("captions", _pages()))
+def test_every_figure_has_a_numbered_caption_and_alt_text(report, name):
+    r = report(name)
+    unnumbered = [f["text"] for f in r["figures"] if not f["numbered"]]
+    assert not unnumbered, f"figures without a numbered caption: {unnumbered}"
+    for img in r["images"]:
+        assert img["numbered"], f"image outside a numbered figure: {img['src']}"
+        alt = img["alt"]
+        assert len(alt.split()) >= 3 and not re.search(r"\.(png|svg|jpe?g)\b|_images/|^\.\./", alt), \
+            f"alt text is not a description: {alt!r} ({img['src']})"
+
+
+@pytest.mark.parametrize("name", _params("figure size", _pages()))
+def test_figures_are_shown_at_their_natural_size(report, name):
+    """Figures are drawn for the column (viz.COLUMN_WIDTH); shrunk by more than 15 %, their 9-pt labels
+    would fall under ~8 pt."""
+    r = report(name)
+    for img in r["images"]:
+        if img["slider"] or not img["natural"]:
+            continue
+        assert img["shown"] >= 0.85 * img["natural"] - 1, f"{img['src']}: {img['natural']:.0f} px shown at {img['shown']:.0f}"
+
+
+@pytest.mark.parametrize("name", _pages())
+def test_no_output_is_cut_off(report, name):
+    r = report(name)
+    assert r["cut"] == [], r["cut"][:10]
+
+
+@pytest.mark.parametrize("name", _params("wide outputs", [p for p in _pages() if p.startswith("notebooks/")]))
+def test_printed_outputs_fit_the_column(report, name):
+    """Printed tables and messages fit the text column (about 95 characters) at a desktop width, so a
+    reader sees them whole; narrow the table or break the line where they do not."""
+    r = report(name)
+    assert r["wide"] == [], f"outputs wider than the column: {r['wide'][:6]}"
+
+
+@pytest.mark.parametrize("name_theme", [_param("dark contrast", f"{n}|dark") for n in _pages()]
+                         + [f"{n}|light" for n in _pages()])
+def test_text_contrast(report, name_theme):
+    name, theme = name_theme.split("|")
+    r = report(name, theme)
+    assert r["theme"] == theme
+    assert r["contrast"] == [], f"WCAG contrast below 4.5 in the {theme} theme: {r['contrast'][:8]}"
+
+
+def _slider_pages() -> list[str]:
+    """Pages whose notebook shows a gmgan.viz slider (compare or sweep)."""
+    pages = []
+    for path in _notebooks():
+        code = "\n".join(c.source for c in _code(nbformat.read(path, as_version=4)))
+        if re.search(r"viz\.(compare|sweep)\(", code):
+            pages.append(f"notebooks/{path.stem}.html")
+    return pages
+
+
+def test_the_slider_pages_are_known():
+    assert {"notebooks/01_degradation.html", "notebooks/03_gmsd_quality_loss.html"} <= set(_slider_pages())
+
+
+@pytest.mark.parametrize("name", _params("dead widget", _slider_pages()))
+def test_no_dead_widget(report, name):
+    r = report(name)
+    assert r["sliders"] >= 1, "the slider is missing"
+    assert r["widgets"] == [], f"widgets (or their text) that cannot work in the book: {r['widgets'][:5]}"
+
+
+def _state(pg, root: str) -> dict:
+    return pg.evaluate("""(root) => {
+        const el = document.querySelector(root);
+        const imgs = [...el.querySelectorAll('img')];
+        const div = el.querySelector('.gmgan-ba-divider'), stage = el.querySelector('.gmgan-ba-stage');
+        const s = stage && stage.getBoundingClientRect(), d = div && div.getBoundingClientRect();
+        return {srcs: imgs.map(i => i.src.slice(-80)), alts: imgs.map(i => i.alt),
+                clip: (el.querySelector('img.gmgan-ba-left') || {style: {}}).style.clipPath || '',
+                fraction: s ? (d.left + d.width / 2 - s.left) / s.width : null,
+                stage: s ? [s.left, s.top, s.width, s.height] : null,
+                transform: (el.querySelector('.gmgan-ba-inner') || {style: {}}).style.transform || '',
+                text: (el.querySelector('.gmgan-ba-metrics, .gmgan-sw-caption') || {}).textContent};
+    }""", root)
+
+
+@pytest.mark.parametrize("name", _slider_pages())
+def test_every_slider_works_without_a_kernel(browser, server, name, capsys):
+    """Dragging / pressing keys / clicking the buttons of every slider changes the picture."""
+    context, pg = _open(browser, server, name)
+    try:
+        ids = pg.evaluate("() => [...document.querySelectorAll('.gmgan-ba, .gmgan-sw')].map(e => e.id)")
+        assert ids, "no slider on the page"
+        for uid in ids:
+            root = f"#{uid}"
+            pg.wait_for_selector(f"{root}[data-ready]", timeout=15000)
+            pg.locator(root).scroll_into_view_if_needed()
+            before = _state(pg, root)
+            if uid.startswith("gmgan-ba-"):
+                x, y, w, h = before["stage"]
+                assert abs(before["fraction"] - 0.5) < 0.02
+                pg.mouse.move(x + 0.5 * w, y + h / 2)
+                pg.mouse.down()
+                pg.mouse.move(x + 0.35 * w, y + h / 2, steps=5)
+                pg.mouse.move(x + 0.2 * w, y + h / 2, steps=5)
+                pg.mouse.up()
+                dragged = _state(pg, root)
+                assert abs(dragged["fraction"] - 0.2) < 0.02 and dragged["clip"] != before["clip"], dragged
+                pg.locator(f"{root} .gmgan-ba-split").focus()
+                for _ in range(50):
+                    pg.keyboard.press("ArrowRight")
+                keyed = _state(pg, root)
+                assert keyed["fraction"] > dragged["fraction"] + 0.03, keyed
+                if pg.locator(f"{root} button[data-image]").count() > 1:
+                    pg.locator(f"{root} button[data-image]").nth(1).click()
+                    other = _state(pg, root)
+                    assert other["srcs"] != keyed["srcs"] and other["text"] != keyed["text"], "the image buttons do nothing"
+                pg.locator(f'{root} button[data-zoom="4x"]').click()
+                assert "scale(4)" in _state(pg, root)["transform"]
+            else:
+                pg.locator(f"{root} .gmgan-sw-level").focus()
+                pg.keyboard.press("ArrowRight")
+                moved = _state(pg, root)
+                assert moved["srcs"] != before["srcs"] and moved["text"] != before["text"], "the slider does not redraw"
+                if pg.locator(f"{root} button[data-choice]").count() > 1:
+                    pg.locator(f"{root} button[data-choice]").nth(1).click()
+                    other = _state(pg, root)
+                    assert other["srcs"] != moved["srcs"] and other["alts"] != moved["alts"], "the choice buttons do nothing"
+        assert pg.errors == [], pg.errors
+        with capsys.disabled():
+            print(f"\n[browser] {name}: {len(ids)} slider(s) moved and redrawn")
+    finally:
+        context.close()
+
+
+def test_notebook_pages_cite_into_the_bibliography(report):
+    for name in _pages():
+        if name.startswith("notebooks/0"):
+            assert report(name)["citations"] >= 1, f"{name} has no citation link"
+    assert report("book/method.html")["citations"] >= 10
+
+
+def test_bibliography_is_author_year(browser, server):
+    context, pg = _open(browser, server, "book/references.html")
+    try:
+        entries = pg.evaluate("() => [...document.querySelectorAll('div.citation')].map(e => e.innerText.trim())")
+        main = pg.inner_text("article.bd-article")
+    finally:
+        context.close()
+    assert len(entries) >= 25
+    assert all(re.match(r"^[A-Z][^\s,]+, [A-Z]\.", e) and re.search(r"\((19|20)\d\d\)", e) for e in entries), entries[:3]
+    assert not re.search(r"^\[?\d+\]", main, re.M), "numbered labels in an author-year bibliography"
+    assert "cite with" not in main and "{cite" not in main, "authoring note on the references page"
+    assert any(e.startswith("Luo, W.") for e in entries)
+    surnames = [e.split(",")[0] for e in entries]
+    assert surnames == sorted(surnames, key=str.lower), "not sorted by author"
 
 
 def test_colab_button_points_at_the_configured_repository(book_html):
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     url = config["repository"]["url"].rstrip("/")
-    page = (book_html / SLIDER_PAGE).read_text(encoding="utf-8")
+    page = (book_html / BUILD_MARKER).read_text(encoding="utf-8")
     repo = url.split("github.com/")[1]
     want = f"colab.research.google.com/github/{repo}/blob/{config['repository']['branch']}/notebooks/01_degradation.ipynb"
     assert want in page

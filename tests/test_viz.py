@@ -136,17 +136,132 @@ def test_max_side_centre_crops_all_methods(two_images):
     assert ba.scores["a"]["SR"]["psnr"] == pytest.approx(metrics.psnr(sr[12:36, 8:32], hr[12:36, 8:32]))
 
 
-def test_display_modes(monkeypatch, two_images):
+def _shown(monkeypatch) -> list:
+    """Collect what a display call shows: (object, keyword arguments)."""
     shown = []
     import IPython.display
 
-    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
-    viz.compare(two_images, mode="both")._ipython_display_()
-    assert len(shown) == 2 and isinstance(shown[0], IPython.display.HTML)
-    assert type(shown[1]).__name__ == "BeforeAfterBox"
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
+    return shown
+
+
+def test_one_output_holds_the_static_slider_and_the_live_widget(monkeypatch, two_images):
+    """The book picks text/html, a running kernel the widget: both in ONE output, never two."""
+    pytest.importorskip("ipywidgets")
+    shown = _shown(monkeypatch)
+    ba = viz.compare(two_images, mode="both")
+    ba._ipython_display_()
+    assert len(shown) == 1
+    bundle, kw = shown[0]
+    assert kw == {"raw": True}
+    assert set(bundle) == {"text/plain", "text/html", "application/vnd.jupyter.widget-view+json"}
+    assert "gmgan-ba-split" in bundle["text/html"]
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == ba.widget.model_id
+    assert bundle["text/plain"] == "BeforeAfter(image='a', left='SR', right='HR', methods=['SR', 'HR'])"
+
     shown.clear()
     viz.compare(two_images, mode="static")._ipython_display_()
-    assert len(shown) == 1 and "gmgan-ba-split" in shown[0].data
+    assert len(shown) == 1 and set(shown[0][0]) == {"text/plain", "text/html"}
+    shown.clear()
+    viz.compare(two_images, mode="widget")._ipython_display_()
+    assert len(shown) == 1 and type(shown[0][0]).__name__ == "BeforeAfterBox"
+
+
+def test_without_ipywidgets_the_output_is_static(monkeypatch, two_images):
+    shown = _shown(monkeypatch)
+    monkeypatch.setattr(viz, "_live_widget_available", lambda: False)
+    viz.compare(two_images)._ipython_display_()
+    assert len(shown) == 1 and set(shown[0][0]) == {"text/plain", "text/html"}
+
+
+def _luminance(hex_colour: str) -> float:
+    rgb = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def test_buttons_set_both_colours_with_readable_contrast(two_images):
+    """A button must not inherit the page's text colour (white on light grey in dark mode)."""
+    css = viz._buttons_css("x", "gmgan-ba-btn")
+    plain = re.search(r"\.gmgan-ba-btn \{[^}]*background: (#[0-9a-f]{6}); color: (#[0-9a-f]{6})", css)
+    on = re.search(r"\.gmgan-on \{background: (#[0-9a-f]{6})[^}]*; color: (#[0-9a-f]{6})", css)
+    assert plain and on, css
+    assert _contrast(*plain.groups()) >= 7 and _contrast(*on.groups()) >= 4.5
+    html_text = viz.compare(two_images).to_html()
+    assert "#gmgan-ba-" in html_text and "color: #555" not in html_text and "color: #666" not in html_text
+    assert viz._MUTED == "inherit"  # labels follow the output area's own text colour
+
+
+# --------------------------------------------------------------------------------------------------
+# Sweep: a slider over a parameter
+
+def _render(choice, level):
+    img = np.full((12, 16, 3), int(level * 10), np.uint8)
+    img[0, 0] = (1, 2, 3) if choice == "a" else (4, 5, 6)
+    return [img, np.full((6, 8), 200, np.uint8)], f"{choice} at {level:g}"
+
+
+def test_sweep_static_frames_are_the_rendered_images():
+    sw = viz.sweep(_render, {"a": [1, 2, 3], "b": [5, 6]}, panels=("image", "map"), label="sigma",
+                   fmt="{:.1f} px", start=1, title="t")
+    html_text = sw.to_html()
+    m = re.search(r'<script type="application/json" class="gmgan-sw-data">(.*?)</script>', html_text, re.DOTALL)
+    data = json.loads(m.group(1).replace("<\\/", "</"))
+    assert data["choices"] == ["a", "b"] and data["values"] == {"a": ["1.0 px", "2.0 px", "3.0 px"],
+                                                                "b": ["5.0 px", "6.0 px"]}
+    for choice, levels in (("a", [1, 2, 3]), ("b", [5, 6])):
+        for frame, level in zip(data["frames"][choice], levels):
+            want, caption = _render(choice, level)
+            np.testing.assert_array_equal(_decode(frame["src"][0]), want[0])
+            np.testing.assert_array_equal(_decode(frame["src"][1])[..., 0], want[1])
+            assert frame["caption"] == caption
+    # the first picture is the start frame, with real alt text, drawn whole multiples tall
+    assert 'alt="image: a, sigma 2.0 px"' in html_text and "a at 2" in html_text
+    assert 'style="height: 312px;"' in html_text  # 12 px * 26
+    assert sw.to_html() == html_text  # deterministic
+    per_choice = viz.sweep(_render, {"a": [1], "b": [5]}, panels=("i", "m"), fmt={"a": "{:g} px", "b": "q{:g}"})
+    assert '"values":{"a":["1 px"],"b":["q5"]}' in per_choice.to_html()
+    assert repr(sw) == "Sweep('sigma', panels=['image', 'map'], levels per choice {a: 3, b: 2})"
+
+
+def test_sweep_widget_redraws_with_render():
+    pytest.importorskip("ipywidgets")
+    calls = []
+
+    def render(choice, level):
+        calls.append((choice, level))
+        return _render(choice, level)
+
+    sw = viz.sweep(render, {"a": [1, 3], "b": [5, 6]}, panels=("image", "map"),
+                   live_levels={"a": [1, 2, 3], "b": [5, 5.5, 6]})
+    w = sw.widget
+    w.controls["level"].value = 2.0                       # a level the static slider does not have
+    assert calls[-1] == ("a", 2.0) and w.caption.value == "a at 2"
+    view = _decode_bytes(w.views[0].value)
+    k = 312 // 12
+    assert view.shape == (12 * k, 16 * k, 3) and view[-1, -1, 0] == 20
+    w.controls["choice"].value = "b"                      # nearest level of the new choice
+    assert calls[-1] == ("b", 5.0) and w.caption.value == "b at 5"
+
+
+def test_sweep_rejects_bad_input():
+    with pytest.raises(ValueError, match="at least one choice"):
+        viz.sweep(_render, {})
+    with pytest.raises(ValueError, match="choice 'a' has no levels"):
+        viz.sweep(_render, {"a": []})
+    with pytest.raises(ValueError, match="mode must be"):
+        viz.sweep(_render, {"a": [1]}, mode="movie")
+    with pytest.raises(ValueError, match=r"gave 2 images for the 1 panels \['image'\]"):
+        viz.sweep(_render, {"a": [1]})
+    with pytest.raises(ValueError, match="fmt must give a format"):
+        viz.sweep(_render, {"a": [1]}, panels=("i", "m"), fmt={"b": "{}"})
+    with pytest.raises(ValueError, match="live_levels must give levels"):
+        viz.sweep(_render, {"a": [1]}, panels=("i", "m"), live_levels={"b": [1]})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -285,6 +400,44 @@ def test_show_images_and_curves_and_gms():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_book_style_sets_readable_fonts_on_white():
+    import matplotlib as mpl
+
+    with mpl.rc_context():
+        viz.book_style()
+        sizes = [mpl.rcParams[k] for k in ("font.size", "axes.titlesize", "axes.labelsize",
+                                            "xtick.labelsize", "ytick.labelsize", "legend.fontsize")]
+        assert all(isinstance(v, (int, float)) and v >= 9 for v in sizes), sizes
+        assert tuple(mpl.rcParams["figure.figsize"])[0] == viz.COLUMN_WIDTH
+        assert mpl.rcParams["figure.dpi"] == 96 and mpl.rcParams["figure.facecolor"] == "white"
+
+
+def test_show_images_keeps_panels_readable_and_within_the_column():
+    import matplotlib.pyplot as plt
+
+    sr, hr = _pair(64, 64)
+    for n, kwargs in ((8, {"ncols": 8, "size": 1.6}), (5, {"size": 2.1}), (2, {}), (1, {"size": 2.5})):
+        fig = viz.show_images([hr] * n, [f"image {i}\nsecond line" for i in range(n)], **kwargs)
+        width = fig.get_figwidth()
+        assert width <= viz.COLUMN_WIDTH + 1e-9, (n, kwargs, width)
+        panels = [ax.get_position().width * width for ax in fig.axes if ax.images]
+        assert len(panels) == n and min(panels) >= 0.85 * viz.MIN_PANEL_WIDTH, (n, kwargs, panels)
+        plt.close(fig)
+
+
+def test_colorize_maps_values_through_the_colour_map():
+    from matplotlib import colormaps
+
+    rgb = viz.colorize(torch.tensor([[[[0.0, 0.5], [1.0, 2.0]]]]))
+    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
+    np.testing.assert_array_equal(rgb[0, 0], colormaps["viridis"](0.0, bytes=True)[:3])
+    np.testing.assert_array_equal(rgb[1, 1], rgb[1, 0])  # clipped at vmax
+    with pytest.raises(ValueError, match="HxW map"):
+        viz.colorize(np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError, match="must be larger"):
+        viz.colorize(np.zeros((2, 2)), vmin=1, vmax=1)
 
 
 def test_import_is_light():
