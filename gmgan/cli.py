@@ -473,6 +473,36 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_list(args: argparse.Namespace) -> int:
+    """``gmgan teaching-models list``: the shipped teaching models and how they were trained."""
+    from gmgan.experiments import SHIPPED_DIR, load_run
+
+    folder = SHIPPED_DIR / args.preset
+    runs = sorted(p for p in folder.iterdir() if (p / "run.json").is_file()) if folder.is_dir() else []
+    if not runs:
+        print(f"no shipped {args.preset} models in {folder}")
+        return 0
+    rows = []
+    for path in runs:
+        run = load_run(path, shipped=True)
+        cfg = run.config
+        updates = cfg.pretrain_iters if cfg.phase == "pretrain" else cfg.gan_iters
+        rows.append([run.name, cfg.phase, str(cfg.seed), str(updates), f"{run.minutes:.0f}",
+                     run.parent.name if run.parent else "-"])
+    print(_format_table(["model", "phase", "seed", "updates", "minutes", "starts from"], rows))
+    print(f"\n{len(rows)} models in {folder}; `{PROG} teaching-models train` trains them again")
+    return 0
+
+
+def cmd_models_train(args: argparse.Namespace) -> int:
+    """``gmgan teaching-models train``: train every teaching model (hours on a CPU)."""
+    from gmgan.experiments import SEEDS, train_teaching_models
+
+    seeds = tuple(args.seeds) if args.seeds else SEEDS
+    train_teaching_models(args.preset, jobs=args.jobs, seeds=seeds, export=args.export)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------
 # The parser
 # ---------------------------------------------------------------------------------------------
@@ -636,6 +666,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cut into 480 px sub-images (default: only for DIV2K-sized images)")
     q.add_argument("--scale", type=int, default=4, help="upscaling factor")
     q.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    # -- teaching-models
+    p = add("teaching-models", "the book's trained teaching models: list the shipped ones, or train them again",
+            _examples(f"{PROG} teaching-models list",
+                      f"{PROG} teaching-models train --jobs 2                      # into GMGAN_DERIVED",
+                      f"{PROG} teaching-models train --jobs 2 --export gmgan/teaching_models",
+                      "the notebooks use the shipped models; papermill -p retrain true trains theirs"),
+            None)
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    q = msub.add_parser("list", help="the shipped models", formatter_class=_Formatter, parents=[debug])
+    q.set_defaults(func=cmd_models_list)
+    q.add_argument("--preset", default="teach", help="preset folder (teach)")
+    q = msub.add_parser("train", help="train every model the notebooks compare (3 seeds each; hours on a CPU)",
+                        formatter_class=_Formatter, parents=[debug])
+    q.set_defaults(func=cmd_models_train)
+    q.add_argument("--preset", default="teach", help="preset to train (teach)")
+    q.add_argument("--jobs", type=_count(1), default=1, help="models trained at once, one CPU thread each")
+    q.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: 0 1 2)")
+    q.add_argument("--export", default=None,
+                   help="copy each finished run here (weights, config, logs), e.g. gmgan/teaching_models")
 
     # -- presets
     p = add("presets", "list the training presets, or print one as YAML",

@@ -369,7 +369,7 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
              metrics: Iterable[str] = ("psnr", "ssim", "gmsd"), *,
              scale: int = 4, limit: int | None = None, device: str | torch.device | None = None,
              tile: int | None = None, grey: str = GREY_DEFAULT, lr: str = "dataset",
-             mean_matched: bool = False, progress: bool = False) -> EvalResult:
+             mean_matched: bool | Iterable[str] = False, progress: bool = False) -> EvalResult:
     """Score super-resolution methods on benchmark sets.
 
     Args:
@@ -396,7 +396,8 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
         mean_matched: also score every model's SR images shifted per channel to the HR image's
             mean (:func:`gmgan.metrics.match_channel_means`), as the method
             ``"<name> (mean-matched)"``: brightness-corrected scores beside the raw ones, for models
-            that drift in colour.
+            that drift in colour. True: with every metric; a list of metrics: with those only
+            (e.g. ``("psnr", "ssim")``, which a colour shift changes most; NIQE is the slow one).
         progress: show a tqdm progress bar on stderr.
 
     Returns:
@@ -418,7 +419,8 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
     functions = _metric_functions(scale, grey)
     unavailable_errors = _unavailable_errors()
     methods = list(resolved)
-    if mean_matched:
+    matched_metrics = set(metrics if mean_matched is True else (mean_matched or ()))
+    if matched_metrics:
         methods += [f"{m} (mean-matched)" for m, model in resolved.items() if model is not None]
     result = EvalResult(methods=methods, sets=sets, metrics=metrics, scale=scale, grey=grey)
 
@@ -432,10 +434,10 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
     scores: dict[tuple[str, str, str], list[float]] = {}
     offsets: dict[tuple[str, str], list[np.ndarray]] = {}
 
-    def score(method: str, set_name: str, item, sr: np.ndarray) -> None:
+    def score(method: str, set_name: str, item, sr: np.ndarray, which: Iterable[str]) -> None:
         result.counts[(method, set_name)] = result.counts.get((method, set_name), 0) + 1
         offsets.setdefault((method, set_name), []).append(channel_offsets(sr, item.hr))
-        for metric in metrics:
+        for metric in which:
             if metric in result.unavailable:
                 continue
             try:
@@ -456,9 +458,10 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
                         raise ValueError(f"{set_name}/{item.name}: SR shape {sr.shape} "
                                          f"differs from "
                                          f"HR {item.hr.shape}")
-                    score(method, set_name, item, sr)
-                    if mean_matched and model is not None:
-                        score(f"{method} (mean-matched)", set_name, item, match_channel_means(sr, item.hr))
+                    score(method, set_name, item, sr, metrics)
+                    if matched_metrics and model is not None:
+                        score(f"{method} (mean-matched)", set_name, item, match_channel_means(sr, item.hr),
+                              [m for m in metrics if m in matched_metrics])
                     if bar is not None:
                         bar.set_postfix_str(f"{method} {set_name}", refresh=False)
                         bar.update(1)

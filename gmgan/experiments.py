@@ -138,7 +138,8 @@ SEEDS: tuple[int, ...] = (0, 1, 2)
 #: :func:`train_teaching_models` and reused by the notebooks instead of training again. They are
 #: found by their configuration (:func:`config_key`), exactly like the runs of the derived-data
 #: cache, so a notebook that changes a field trains its own model.
-SHIPPED_DIR = Path(__file__).with_name("teaching_models")
+#: ``GMGAN_TEACHING_MODELS`` points elsewhere (a copy on shared storage, a test's folder).
+SHIPPED_DIR = Path(os.environ.get("GMGAN_TEACHING_MODELS") or Path(__file__).with_name("teaching_models"))
 
 #: Runs whose raw (non-averaged) generator is shipped too, for the EMA-against-raw comparison of
 #: notebook 06; the others ship only their moving average, which every table evaluates.

@@ -10,7 +10,7 @@ What it does, as a Colab user would, for notebooks 01 and 03:
    runtime sees its preinstalled packages, and installs into its own;
 2. the repository's HEAD is cloned into a temporary folder (``git clone`` of the working
    repository: committed changes only, uncommitted edits are not part of the test) and each
-   notebook's first cell (tagged ``install``, written by ``book/stamp_notebooks.py`` from
+   notebook's first code cell (tagged ``install``, written by ``book/stamp_notebooks.py`` from
    ``_config.yml``) is run unchanged except that the GitHub URL becomes ``git+file://`` of that
    clone at its HEAD commit;
 3. ``GMGAN_DATA`` is an empty folder and ``GMGAN_DATA_MIRROR`` a local HTTP server that serves the
@@ -157,9 +157,9 @@ def _notebook_with_local_install(name: str, clone: Path, commit: str, out: Path)
     """A copy of the notebook whose install cell installs from the clone instead of GitHub, plus a
     last cell that reports which Python ran it and where gmgan was imported from."""
     nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
-    first = nb.cells[0]
-    assert first.cell_type == "code" and "install" in first.metadata.get("tags", []), \
-        f"{name}: the first cell is not the install cell (tag 'install')"
+    first = next((c for c in nb.cells if c.cell_type == "code"), None)
+    assert first is not None and "install" in first.metadata.get("tags", []), \
+        f"{name}: the first code cell is not the install cell (tag 'install')"
     url, branch = _repository()
     github = f"git+{url}@{branch}"
     assert github in first.source, f"{name}: the install cell does not install from {github}"

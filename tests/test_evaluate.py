@@ -158,3 +158,26 @@ def test_model_scale_must_match(data_dir):
     x2 = RRDBNet(num_feat=4, num_grow=2, num_block=1, scale=2)
     with pytest.raises(ValueError, match="x2"):
         evaluate({"x2": x2}, sets=["Set5"], metrics=["psnr"], limit=1)
+
+
+def test_mean_matched_scores_remove_a_colour_shift(data_dir):
+    class Darker(torch.nn.Module):  # bicubic (PyTorch's), then 8 grey levels darker
+        scale = 4
+
+        def forward(self, x):
+            return torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False) - 8 / 255
+
+    result = evaluate({"dark": Darker()}, sets=["Set5"], metrics=["psnr"], limit=2, mean_matched=True)
+    assert result.methods == ["dark", "dark (mean-matched)"]
+    assert all(-8.5 < v < -7 for v in result.offsets[("dark", "Set5")])  # clipping at 0 trims a little
+    assert all(abs(v) < 0.3 for v in result.offsets[("dark (mean-matched)", "Set5")])
+    assert result.mean("dark (mean-matched)", "Set5", "psnr") > result.mean("dark", "Set5", "psnr") + 1.0
+
+
+def test_over_seeds_gives_mean_and_range():
+    from gmgan.evaluate import EvalResult
+
+    result = EvalResult(rows={("a s0", "Set5", "psnr"): 30.0, ("a s1", "Set5", "psnr"): 30.3,
+                              ("a s2", "Set5", "psnr"): 29.9})
+    mean, spread = result.over_seeds(["a s0", "a s1", "a s2"], "Set5", "psnr")
+    assert mean == pytest.approx(30.0666, abs=1e-3) and spread == pytest.approx(0.4)

@@ -18,7 +18,7 @@ TINY = {"num_feat": 8, "num_block": 1, "num_grow": 8, "d_num_feat": 8,
         "perceptual_layer": "conv1_2", "perceptual_weights": "random"}
 
 
-SAMPLES = {"train_set": "samples", **TINY}  # for teaching_run: its runs are then named "<variant>-samples"
+SAMPLES = {"train_set": "samples", **TINY}  # for teaching_run: its runs are then named "<variant>-samples-s0"
 
 
 def tiny(**kw) -> TrainConfig:
@@ -31,9 +31,10 @@ def _losses(history):
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    """A fresh, empty GMGAN_DERIVED for each test."""
+    """A fresh, empty GMGAN_DERIVED for each test, and no shipped models but those a test adds."""
     root = tmp_path / "derived"
     monkeypatch.setenv("GMGAN_DERIVED", str(root))
+    monkeypatch.setattr(ex, "SHIPPED_DIR", tmp_path / "shipped")
     return root
 
 
@@ -121,9 +122,9 @@ def test_training_is_reproducible_with_a_random_vgg(tmp_path, monkeypatch):
 def test_variants_share_one_phase_one_generator(cache, capsys):
     gm = ex.teaching_run("gmgan", **SAMPLES)
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("no cached model 'psnr-samples' (teach) - training it now: 3 MSE updates")
-    assert out[1].startswith("no cached model 'gmgan-samples' (teach) - training it now: 2 GAN updates")
-    assert gm.parent is not None and gm.parent.name == "psnr-samples"
+    assert out[0].startswith("no cached model 'psnr-samples-s0' (teach) - training it now: 3 MSE updates")
+    assert out[1].startswith("no cached model 'gmgan-samples-s0' (teach) - training it now: 2 GAN updates")
+    assert gm.parent is not None and gm.parent.name == "psnr-samples-s0"
     assert gm.config.phase == "gan" and gm.config.gamma == 1.0
     assert gm.config.pretrained_g == str(gm.parent.generator_path(ema=True))
     assert {r["phase"] for r in gm.history} == {"gan"}
@@ -131,8 +132,8 @@ def test_variants_share_one_phase_one_generator(cache, capsys):
 
     no_lq = ex.teaching_run("gmgan-no-lq", **SAMPLES)
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "using the cached model 'psnr-samples' (teach) from models/teach/psnr-samples"
-    assert out[1].startswith("no cached model 'gmgan-no-lq-samples' (teach) - training it now")
+    assert out[0] == "using the cached model 'psnr-samples-s0' (teach) from models/teach/psnr-samples-s0"
+    assert out[1].startswith("no cached model 'gmgan-no-lq-samples-s0' (teach) - training it now")
     assert no_lq.config.gamma == 0.0 and no_lq.config.pretrained_g == gm.config.pretrained_g
     row = no_lq.history[-1]
     assert "quality" not in row and "quality" in gm.history[-1]  # gamma = 0: l_Q is not computed
@@ -144,24 +145,26 @@ def test_variants_share_one_phase_one_generator(cache, capsys):
     capsys.readouterr()
     ex.teaching_run("gmgan", **{**SAMPLES, "gan_iters": 3})
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "using the cached model 'psnr-samples' (teach) from models/teach/psnr-samples"
+    assert out[0] == "using the cached model 'psnr-samples-s0' (teach) from models/teach/psnr-samples-s0"
     assert "gan_iters 2 -> 3" in out[1]
 
     # Reloaded from the cache, the parent comes back with the run.
     again = ex.teaching_run("gmgan", verbose=False, **SAMPLES)
-    assert again.cached and again.parent is not None and again.parent.name == "psnr-samples"
+    assert again.cached and again.parent is not None and again.parent.name == "psnr-samples-s0"
     model = ex.load_run_generator(again)
     assert model.config["num_block"] == 1 and not model.training
     sr = model(torch.rand(1, 3, 8, 8))
     assert sr.shape == (1, 3, 32, 32)
 
 
-def test_train_set_names_the_folder():
-    assert ex.run_name("gmgan") == "gmgan"
-    assert ex.run_name("gmgan", train_set=get_preset("teach").train_set) == "gmgan"  # the preset's own
-    assert ex.run_name("gmgan", train_set="BSDS200") == "gmgan-BSDS200"
-    assert ex.run_name("psnr", train_set="/data/my images/DIV2K_HR/") == "psnr-DIV2K_HR"
-    assert ex.run_name("psnr", preset="paper", train_set="DIV2K") == "psnr"  # paper's default set
+def test_run_names_say_set_augmentation_and_seed():
+    assert ex.run_name("gmgan") == "gmgan-s0"
+    assert ex.run_name("gmgan", train_set=get_preset("teach").train_set, seed=2) == "gmgan-s2"  # the preset's own
+    assert ex.run_name("gmgan", train_set="BSDS200") == "gmgan-BSDS200-s0"
+    assert ex.run_name("psnr", train_set="/data/my images/DIV2K_HR/") == "psnr-DIV2K_HR-s0"
+    assert ex.run_name("psnr", preset="paper", train_set="DIV2K") == "psnr-s0"  # paper's default set
+    assert ex.run_name("gmgan", augment8=False, seed=1) == "gmgan-x1-s1"  # teach is T91 x 8: x1 is news
+    assert ex.run_name("gmgan", augment8=True) == "gmgan-s0"
 
 
 def test_bad_arguments():
@@ -182,7 +185,12 @@ def test_config_key_keeps_what_changes_the_result(cache):
     gan = tiny(phase="gan", pretrained_g=str(cache / "models" / "teach" / "psnr" / "G.safetensors"))
     gkey = ex.config_key(gan)
     assert "pretrain_iters" not in gkey
-    assert gkey["pretrained_g"] == "<derived>/models/teach/psnr/G.safetensors"  # portable
+    assert gkey["pretrained_g"] == "<models>/teach/psnr/G.safetensors"  # portable
+    # a shipped parent has the same key as one trained into the cache, and so has a derived set
+    shipped = tiny(phase="gan", pretrained_g=str(ex.SHIPPED_DIR / "teach" / "psnr" / "G.safetensors"))
+    assert ex.config_key(shipped) == gkey
+    made = tiny(train_set=str(cache / "prepared" / "imagenet-like-1234" / "imagenet-like"))
+    assert ex.config_key(made)["train_set"] == "<derived>/prepared/imagenet-like-1234/imagenet-like"
     assert ex.config_hash(cfg) == ex.config_hash(apply_overrides(cfg, {"gamma": 0.5}))
     assert ex.config_hash(cfg) != ex.config_hash(apply_overrides(cfg, {"seed": 1}))
     assert len(ex.config_hash(cfg)) == 8
@@ -214,26 +222,27 @@ def test_perceptual_weights_rule(tmp_path, monkeypatch):
     (ckpt / "vgg19-dcbb9e9d.pth").write_bytes(b"")
     assert ex.perceptual_weights_available() is True
     assert ex.default_perceptual_weights() == "imagenet"
+    # teach trains the same (shipped) models everywhere: its seeded random VGG even with ImageNet at hand
+    assert ex.teaching_config("gmgan", pretrained_g="x.safetensors").perceptual_weights == "random"
+    assert ex.teaching_config("gmgan", preset="paper", pretrained_g="x").perceptual_weights == "imagenet"
     # an explicit choice wins
     assert ex.teaching_config("gmgan", perceptual_weights="none").perceptual_weights == "none"
 
 
-def test_notebook_scale_is_applied_unless_switched_off():
+def test_teaching_config_is_the_preset_with_the_variant_seed_and_overrides():
     teach = get_preset("teach")
-    cfg = ex.teaching_config("psnr")
-    for key, value in ex.NOTEBOOK_SCALE["teach"].items():
-        assert getattr(cfg, key) == value
-    assert cfg.phase == "pretrain" and cfg.num_block == teach.num_block
-    plain = ex.teaching_config("psnr", notebook_scale=False)
-    assert plain.pretrain_iters == teach.pretrain_iters and plain.gan_iters == teach.gan_iters
+    cfg = ex.teaching_config("psnr", seed=2)
+    assert cfg.phase == "pretrain" and cfg.seed == 2 and cfg.num_block == teach.num_block
+    assert cfg.pretrain_iters == teach.pretrain_iters and cfg.gan_iters == teach.gan_iters
     assert ex.teaching_config("psnr", pretrain_iters=7).pretrain_iters == 7  # overrides come last
-    assert ex.teaching_config("gmgan-no-lq", preset="paper", pretrained_g="g.safetensors").gamma == 0.0
+    assert ex.teaching_config("gmgan-no-lq", preset="paper", pretrained_g="g.safetensors",
+                              perceptual_weights="random").gamma == 0.0
 
 
 def test_run_json_records_what_was_used(cache):
     run = ex.teaching_run("gmgan", verbose=False, **SAMPLES)
     record = json.loads((run.run_dir / "run.json").read_text())
-    assert record["perceptual"] == "random" and record["parent"] == "psnr-samples"
+    assert record["perceptual"] == "random" and record["parent"] == "psnr-samples-s0"
     assert record["hash"] == ex.config_hash(run.config)
     assert ex.load_run(run.run_dir).perceptual == "random"
     with pytest.raises(FileNotFoundError, match="run.json"):
@@ -248,3 +257,60 @@ def test_paper_table2_repeats_table1_where_the_paper_does():
     assert PAPER_TABLE2["GMGAN"] == PAPER_TABLE1["GMGAN"]
     assert PAPER_TABLE2["GMGAN w/o l_Q"]["Set5"] == (3.30, 0.8491, 31.41)
     assert set(PAPER_TABLE2["GMGAN w/o l_Q"]) == {"Set5", "Set14", "BSD100"}
+
+
+# ---------------------------------------------------------------------- shipped models
+
+
+def test_shipped_model_is_used_unless_retrain(cache, capsys):
+    trained = ex.teaching_run("gmgan", verbose=False, **SAMPLES)
+    for run in (trained.parent, trained):
+        ex.export_run(run, ex.SHIPPED_DIR / "teach" / run.name, raw=run.name == "gmgan-samples-s0")
+    # the shipped copy: portable config, logs, the moving average (and here the raw G); no checkpoints
+    files = sorted(p.relative_to(ex.SHIPPED_DIR).as_posix() for p in ex.SHIPPED_DIR.rglob("*") if p.is_file())
+    assert files == ["teach/gmgan-samples-s0/config.yaml", "teach/gmgan-samples-s0/gan/G.safetensors",
+                     "teach/gmgan-samples-s0/gan/G_ema.safetensors", "teach/gmgan-samples-s0/gan/log.jsonl",
+                     "teach/gmgan-samples-s0/gan/val.jsonl", "teach/gmgan-samples-s0/run.json",
+                     "teach/psnr-samples-s0/config.yaml", "teach/psnr-samples-s0/pretrain/G_ema.safetensors",
+                     "teach/psnr-samples-s0/pretrain/log.jsonl", "teach/psnr-samples-s0/pretrain/val.jsonl",
+                     "teach/psnr-samples-s0/run.json"]
+    text = (ex.SHIPPED_DIR / "teach" / "gmgan-samples-s0" / "config.yaml").read_text()
+    assert "pretrained_g: <models>/teach/psnr-samples-s0/pretrain/G_ema.safetensors" in text
+    assert str(cache) not in text
+    import shutil
+
+    shutil.rmtree(cache)  # a fresh machine: nothing in the derived-data cache
+    capsys.readouterr()
+    run = ex.teaching_run("gmgan", **SAMPLES)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("using the shipped model 'psnr-samples-s0' (teach), trained in")
+    assert out[1].startswith("using the shipped model 'gmgan-samples-s0' (teach), trained in")
+    assert run.shipped and run.parent.shipped and run.run_dir.parent == ex.SHIPPED_DIR / "teach"
+    assert _losses(run.history) == _losses(trained.history)
+    assert ex.load_run_generator(run, ema=False).config == ex.load_run_generator(trained, ema=False).config
+    # retrain: the shipped copy is ignored and the run trained again, with the same result
+    again = ex.teaching_run("gmgan", retrain=True, **SAMPLES)
+    assert not again.cached and not again.shipped and _losses(again.history) == _losses(trained.history)
+    # another configuration is not the shipped one
+    other = ex.teaching_run("gmgan", verbose=False, **{**SAMPLES, "gan_iters": 1})
+    assert not other.shipped
+
+
+def test_every_model_of_the_plan_is_shipped(data_dir):
+    """Each model the notebooks compare is in gmgan/teaching_models with the configuration that
+    teaching_run / table3_run ask for: the notebooks load them instead of training for hours."""
+    seen = set()
+    for what, kwargs in ex.teaching_plan("teach"):
+        if what == "table3":
+            run = ex.table3_run(kwargs["training_set"], seed=kwargs["seed"], verbose=False, threads=None)
+        else:
+            run = ex.teaching_run(what, seed=kwargs["seed"], verbose=False, threads=None)
+        assert run.shipped, f"{run.name} is not shipped (or its configuration changed)"
+        assert run.cached
+        seen.add(run.name)
+    assert len(seen) == 3 * 6 and "gmgan-s0" in seen and "psnr-s2" in seen
+    shipped = {p.name for p in (ex.SHIPPED_DIR / "teach").iterdir() if p.is_dir()}
+    assert shipped == seen  # nothing shipped that no notebook uses
+    size = sum(p.stat().st_size for p in ex.SHIPPED_DIR.rglob("*") if p.is_file())
+    assert size < 32e6  # the repository stays small
+

@@ -271,3 +271,16 @@ def test_pi_of_baboon(data_dir):
     baboon = _read(data_dir / "benchmark" / "Set14" / "HR" / "baboon.png")
     value = pi(baboon)
     assert 1.0 < value < 6.0  # a sharp natural photo scores low
+
+
+def test_channel_offsets_and_mean_matching():
+    rng = np.random.default_rng(0)
+    hr = rng.integers(40, 200, size=(24, 20, 3), dtype=np.uint8)
+    sr = (hr.astype(np.int16) + np.array([-6, 3, 0])).astype(np.uint8)
+    np.testing.assert_allclose(metrics.channel_offsets(sr, hr), [-6, 3, 0])
+    fixed = metrics.match_channel_means(sr, hr)
+    assert fixed.dtype == np.uint8 and np.array_equal(fixed, hr)  # a pure shift is undone exactly
+    grey = hr[:, :, 0]
+    np.testing.assert_allclose(metrics.channel_offsets(grey, grey), [0, 0, 0])  # grey as R = G = B
+    with pytest.raises(ValueError, match="one size"):
+        metrics.channel_offsets(sr[:10], hr)

@@ -410,3 +410,34 @@ def test_critic_optimizer_makes_the_delta_weighted_critic_learn_like_the_unweigh
     moved_ref = sum(float((b - a0).abs().sum()) for a0, b in zip(_critic_trajectory(1.0, 1e-8, steps=0), reference))
     moved_naive = sum(float((b - a0).abs().sum()) for a0, b in zip(_critic_trajectory(1.0, 1e-8, steps=0), naive))
     assert moved_naive < 0.9 * moved_ref  # the unscaled eps damps the critic's steps
+
+
+# ---------------------------------------------------------------------- a random VGG19 standing in for l_P
+
+
+def test_random_vgg_is_seeded_by_the_config(tmp_path):
+    """Two runs with one seed and a random VGG19 give the same losses whatever ran before them."""
+    runs = []
+    for i in range(2):
+        torch.manual_seed(100 + i)
+        runs.append(train(tiny(tmp_path, name=f"r{i}", perceptual_weights="random", perceptual_layer="conv1_2")))
+    assert _losses(runs[0].history) == _losses(runs[1].history)
+    assert [r for r in runs[0].history if r["phase"] == "gan"][-1]["perceptual"] > 0
+
+
+def test_random_vgg_weight_is_balanced_against_lq_on_the_first_batch(tmp_path):
+    """beta * l_P = l_Q on the first phase-2 batch (balance_random_vgg); switched off, beta stays."""
+    res = train(tiny(tmp_path, perceptual_weights="random", perceptual_layer="conv1_2"))
+    first = [r for r in res.history if r["phase"] == "gan"][0]
+    assert first["beta"] * first["perceptual"] == pytest.approx(first["quality"], rel=1e-4)
+    assert first["beta"] > 1  # a random VGG's raw l_P is the smaller of the two
+    assert {r["beta"] for r in res.history if r["phase"] == "gan"} == {first["beta"]}
+    off = train(tiny(tmp_path, name="off", perceptual_weights="random", perceptual_layer="conv1_2",
+                     balance_random_vgg=False))
+    assert {r["beta"] for r in off.history if r["phase"] == "gan"} == {1.0}
+    # the same weight after a resume: it is measured through the initial generator, not the current one
+    cfg = tiny(tmp_path, name="resumed", perceptual_weights="random", perceptual_layer="conv1_2", phase="gan",
+               pretrained_g=str(res.weights["pretrain"]["G_ema"]), gan_iters=2, ckpt_every=1)
+    train(apply_overrides(cfg, {"gan_iters": 1}))
+    resumed = train(apply_overrides(cfg, {"resume": True}))
+    assert {r["beta"] for r in resumed.history} == {first["beta"]}
