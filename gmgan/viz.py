@@ -68,6 +68,8 @@ __all__ = [
 # Format of each metric's readout: (format spec, unit). Unknown metrics get 4 decimals.
 _FORMATS = {"psnr": (".2f", " dB"), "ssim": (".4f", ""), "gmsd": (".4f", "")}
 _ZOOMS = (1, 2, 4, 8)
+#: How the static slider draws a zoomed view: CSS image-rendering of each choice of its buttons.
+_RENDERINGS = {"pixels": "pixelated", "smooth": "auto"}
 _DISPLAY_SIDE = 512  # small images are drawn enlarged (whole multiples, sharp pixels) up to this size
 _MIN_METRIC_SIDE = 11  # SSIM's Gaussian window is 11x11: a smaller region has no SSIM.
 
@@ -369,6 +371,7 @@ class BeforeAfter:
                 for name, views in self.images.items()
             ],
             "zooms": list(_ZOOMS),
+            "renderings": dict(_RENDERINGS),
         }
         first = payload["images"][0]
         note = (f"whole image, {self.crop_border}-pixel border excluded"
@@ -388,6 +391,9 @@ class BeforeAfter:
             left_buttons=buttons("left", self.methods, self.left),
             right_buttons=buttons("right", self.methods, self.right),
             zoom_buttons=buttons("zoom", [f"{z}x" for z in _ZOOMS], "1x"),
+            # a zoomed view drawn with sharp pixels (what the network produced, pixel by pixel) or
+            # smoothly interpolated by the browser (how the picture looks enlarged)
+            render_buttons=" &nbsp;" + buttons("render", list(_RENDERINGS), "pixels"),
             width=first["width"], height=first["height"], display_width=first["width"] * first["scale"],
             src_left=first["src"][self.left], src_right=first["src"][self.right],
             alt_left=html.escape(_side_alt(first["name"], self.left, "left")),
@@ -634,7 +640,7 @@ _STATIC_TEMPLATE = """<div class="gmgan-ba" id="{uid}">
 {title}<div class="gmgan-ba-row"><span class="gmgan-ba-label">image</span>{image_buttons}</div>
 <div class="gmgan-ba-row"><span class="gmgan-ba-label">left</span>{left_buttons}</div>
 <div class="gmgan-ba-row"><span class="gmgan-ba-label">right</span>{right_buttons}</div>
-<div class="gmgan-ba-row"><span class="gmgan-ba-label">zoom</span>{zoom_buttons}</div>
+<div class="gmgan-ba-row"><span class="gmgan-ba-label">zoom</span>{zoom_buttons}{render_buttons}</div>
 <div class="gmgan-ba-frame" style="width: {display_width}px;">
 <div class="gmgan-ba-stage" style="aspect-ratio: {width} / {height};">
 <div class="gmgan-ba-inner">
@@ -688,7 +694,8 @@ _STATIC_SCRIPT = r"""
   var divider = root.querySelector(".gmgan-ba-divider"), range = root.querySelector(".gmgan-ba-split");
   var tagL = root.querySelector(".gmgan-ba-tag-left"), tagR = root.querySelector(".gmgan-ba-tag-right");
   var readout = root.querySelector(".gmgan-ba-metrics");
-  var s = {image: 0, left: data.left, right: data.right, split: 0.5, zoom: 1, cx: 0.5, cy: 0.5};
+  var s = {image: 0, left: data.left, right: data.right, split: 0.5, zoom: 1, cx: 0.5, cy: 0.5,
+           render: "pixels"};
 
   function clamp(v, lo, hi) { return Math.min(Math.max(v, lo), hi); }
   function esc(t) { var d = document.createElement("span"); d.textContent = t; return d.innerHTML; }
@@ -727,6 +734,8 @@ _STATIC_SCRIPT = r"""
     frame.style.width = (im.width * im.scale) + "px";
     stage.style.aspectRatio = im.width + " / " + im.height;
     mark("image", im.name); mark("left", s.left); mark("right", s.right); mark("zoom", s.zoom + "x");
+    mark("render", s.render);
+    imgL.style.imageRendering = imgR.style.imageRendering = data.renderings[s.render];
     draw();
   }
   root.addEventListener("click", function (e) {
@@ -738,7 +747,8 @@ _STATIC_SCRIPT = r"""
       s.zoom = 1; s.cx = 0.5; s.cy = 0.5;
     } else if (b.hasAttribute("data-left")) { s.left = b.getAttribute("data-left");
     } else if (b.hasAttribute("data-right")) { s.right = b.getAttribute("data-right");
-    } else if (b.hasAttribute("data-zoom")) { s.zoom = parseInt(b.getAttribute("data-zoom"), 10); }
+    } else if (b.hasAttribute("data-zoom")) { s.zoom = parseInt(b.getAttribute("data-zoom"), 10);
+    } else if (b.hasAttribute("data-render")) { s.render = b.getAttribute("data-render"); }
     show();
   });
   range.addEventListener("input", function () { s.split = range.value / 1000; draw(); });

@@ -696,6 +696,10 @@ def test_every_slider_works_without_a_kernel(browser, server, name, capsys):
                     assert other["srcs"] != keyed["srcs"] and other["text"] != keyed["text"], "the image buttons do nothing"
                 pg.locator(f'{root} button[data-zoom="4x"]').click()
                 assert "scale(4)" in _state(pg, root)["transform"]
+                rendering = f"[...document.querySelectorAll('{root} .gmgan-ba-inner img')].map(i => getComputedStyle(i).imageRendering)"
+                assert set(pg.evaluate(rendering)) == {"pixelated"}, "a zoomed view starts with sharp pixels"
+                pg.locator(f'{root} button[data-render="smooth"]').click()
+                assert set(pg.evaluate(rendering)) == {"auto"}, "the smooth zoom does not interpolate"
             else:
                 pg.locator(f"{root} .gmgan-sw-level").focus()
                 pg.keyboard.press("ArrowRight")

@@ -453,3 +453,10 @@ def test_markdown_table_renders_a_table_with_a_caption():
     assert table.data == ("**Set5**\n\n| model | PSNR (dB) |\n|---|---|\n"
                           "| bicubic | 28.43 |\n| GMGAN | 26.7 |")
     assert viz.markdown_table(["a"], []).data == "| a |\n|---|"
+
+
+def test_static_slider_offers_a_pixel_and_a_smooth_zoom(two_images):
+    page = viz.compare(two_images, max_side=32).to_html()
+    assert 'data-render="pixels"' in page and 'data-render="smooth"' in page
+    assert '"renderings":{"pixels":"pixelated","smooth":"auto"}' in page
+

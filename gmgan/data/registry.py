@@ -219,6 +219,8 @@ _DIV2K_TRAIN_SIZE = 3530603713
 _DIV2K_VALID_SHA256 = "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc"
 _DIV2K_VALID_SIZE = 448993893
 
+_SFTGAN_CITE = ("X. Wang, K. Yu, C. Dong and C. C. Loy, Recovering Realistic Texture in Image "
+                "Super-resolution by Deep Spatial Feature Transform, CVPR 2018")
 _DIV2K_CITE = ("E. Agustsson and R. Timofte, NTIRE 2017 Challenge on Single Image Super-Resolution: "
                "Dataset and Study, CVPR Workshops 2017")
 _DIV2K_LICENCE = "academic research use (see the DIV2K web site)"
@@ -281,8 +283,7 @@ _ENTRIES = [
         mirrors=(Mirror("https://openmmlab.oss-cn-hangzhou.aliyuncs.com/datasets/OST_dataset.zip", prefix=""),),
         source="https://github.com/xinntao/SFTGAN",
         licence=_RESEARCH_ONLY,
-        citation=("X. Wang, K. Yu, C. Dong and C. C. Loy, Recovering Realistic Texture in Image "
-                  "Super-resolution by Deep Spatial Feature Transform, CVPR 2018")),
+        citation=_SFTGAN_CITE),
     # Table 3's training sets (PAPER.md, section 4.2), built from the sets above on first use.
     DatasetInfo(
         name="DF2K",
@@ -298,8 +299,7 @@ _ENTRIES = [
                      "smallest sha256 (fixed, spread over the 7 categories)"),
         kind="train", subdir="train/OST-1342", count=1342, parts=("OST",), take=1342,
         source="https://github.com/xinntao/SFTGAN", licence=_RESEARCH_ONLY,
-        citation=("X. Wang, K. Yu, C. Dong and C. C. Loy, Recovering Realistic Texture in Image "
-                  "Super-resolution by Deep Spatial Feature Transform, CVPR 2018")),
+        citation=_SFTGAN_CITE),
     DatasetInfo(
         name="DF2K-OST",
         description="DF2K + OST-1342: 4792 HR images, Table 3's 'DF2K + OST' row",
@@ -338,8 +338,7 @@ _ENTRIES = [
                         prefix="SFTGAN-d98889e9f94e44a788cc0ffeaaca77ca76556638/data/samples/",
                         filename="SFTGAN-d98889e9f94e.zip"),),
         source="https://github.com/xinntao/SFTGAN", licence=_RESEARCH_ONLY,
-        citation=("X. Wang, K. Yu, C. Dong and C. C. Loy, Recovering Realistic Texture in Image "
-                  "Super-resolution by Deep Spatial Feature Transform, CVPR 2018")),
+        citation=_SFTGAN_CITE),
     DatasetInfo(
         name="Set5",
         description="Set5: 5 test images (baby, bird, butterfly, head, woman) with MATLAB x4 LR",
