@@ -1,33 +1,40 @@
-"""Trained models shared between the notebooks: train once, reuse from the data cache.
+"""The trained models that the experiment notebooks share: shipped, cached, or trained now.
 
 The experiment notebooks (06 training, 07 evaluation and ablation, 08 training sets, 09 failure
-case) all need the same few trained generators. Each is trained once, into
-``gmgan.cache.derived_dir("models", preset, name)``, and later notebooks load it from there. When a
-model is missing, :func:`ensure_run` trains it at its configuration's scale and says so in one
-printed line; when it is there, it says where it found it. Nothing is hidden: a notebook run on a
-fresh cache trains, a notebook run after it reuses, and the printed line tells which happened.
+case) compare the same trained generators. At the ``teach`` scale they come with the package
+(:data:`SHIPPED_DIR`, ``gmgan/teaching_models/teach/<run>``): training all 18 takes hours on a
+CPU, so :func:`train_teaching_models` trained them once and :func:`export_run` copied weights,
+configuration and logs there. Any other model (another preset, a changed field, ``retrain=True``)
+is trained once into ``gmgan.cache.derived_dir("models", preset, name)`` and reused from there.
+:func:`ensure_run` says in one printed line which of the three happened.
 
-A cached run is reused only when its configuration matches the one asked for. The comparison uses
+A model is found only when its configuration matches the one asked for. The comparison uses
 :func:`config_key`: the fields that change the trained weights or the logged curves (not the run's
-name, folder, device, progress bar and the like). A folder that holds a run of another configuration
-is left alone; the new run goes to ``<name>-<hash>``, ``hash`` being 8 hex digits of the key.
+name, folder, device, progress bar and the like), with paths written so that they are the same on
+every machine (:func:`_portable_path`). A folder that holds a run of another configuration is left
+alone; the new run goes to ``<name>-<hash>``, ``hash`` being 8 hex digits of the key.
 
-The model variants of the paper's experiments (:data:`VARIANTS`, built by :func:`teaching_run`):
+The model variants of the paper's experiments (:data:`VARIANTS`, built by :func:`teaching_run`),
+each trained with every seed of :data:`SEEDS` so that a difference can be set against the spread
+the seed alone makes:
 
 - ``"psnr"``: phase 1 only, the PSNR-oriented generator trained with the pixel MSE;
-- ``"gmgan"``: phase 2 with GMGAN's full generator loss, started from the ``"psnr"`` generator (so
-  phases 1 + 2 of the paper, with phase 1 shared with ``"psnr"``);
+- ``"gmgan"``: phase 2 with GMGAN's full generator loss, started from the ``"psnr"`` generator of
+  the same seed (so phases 1 + 2 of the paper);
 - ``"gmgan-no-lq"``: phase 2 without the quality loss (gamma = 0), from the same phase-1 generator:
-  the paper's Table 2 ablation.
+  the paper's Table 2 ablation;
+- Table 3: GMGAN trained in phase 2 on each of the four training sets of :func:`table3_sets`
+  (:func:`table3_run`).
 
-The perceptual loss needs VGG19 weights trained on ImageNet, which cannot be downloaded offline.
-:func:`perceptual_weights_available` says whether torchvision's file is in the torch hub cache;
-:func:`default_perceptual_weights` picks ``"imagenet"`` when it is and ``"random"`` (a randomly
-initialised VGG19, seeded) otherwise, and every notebook follows that one rule.
+The perceptual loss needs VGG19 weights trained on ImageNet (:mod:`gmgan.pretrained` fetches them
+where the network allows). The ``teach`` preset always uses a seeded random VGG19 with its weight
+balanced against l_Q (:func:`gmgan.train.balanced_beta`), so that its models are the same on every
+machine; the other presets use the ImageNet weights or refuse to start without them
+(:func:`default_perceptual_weights`).
 
 Files of a run folder (besides the trainer's own, see :mod:`gmgan.train`): ``run.json``, written
-when training finished, with the configuration key, the bicubic baseline and the weights used for
-l_P. Only a folder with ``run.json`` counts as a finished run.
+when training finished, with the configuration key, the bicubic baseline, the weights used for l_P
+and the seconds each phase took. Only a folder with ``run.json`` counts as a finished run.
 """
 from __future__ import annotations
 
@@ -61,24 +68,31 @@ __all__ = [
     "GPU_SECONDS_PER_UPDATE",
     "H200_TO_T4",
     "RANDOM_VGG_FALLBACK",
-    "T4_SECONDS_PER_UPDATE",
-    "estimate_device",
-    "pick_preset",
-    "print_estimate",
-    "NOTEBOOK_SCALE",
-    "VARIANTS",
     "RunInfo",
+    "SEEDS",
+    "SHIPPED_DIR",
+    "T4_SECONDS_PER_UPDATE",
+    "TrainingSet",
+    "VARIANTS",
     "config_hash",
     "config_key",
     "default_perceptual_weights",
     "ensure_run",
+    "estimate_device",
     "estimate_seconds",
+    "export_run",
     "load_run",
     "load_run_generator",
     "perceptual_weights_available",
+    "pick_preset",
+    "print_estimate",
     "run_name",
+    "table3_run",
+    "table3_sets",
     "teaching_config",
+    "teaching_plan",
     "teaching_run",
+    "train_teaching_models",
 ]
 
 #: The model variants of the experiments: name -> (TrainConfig overrides, parent variant whose final
