@@ -441,3 +441,24 @@ def test_random_vgg_weight_is_balanced_against_lq_on_the_first_batch(tmp_path):
     train(apply_overrides(cfg, {"gan_iters": 1}))
     resumed = train(apply_overrides(cfg, {"resume": True}))
     assert {r["beta"] for r in resumed.history} == {first["beta"]}
+
+
+@pytest.mark.parametrize("augment", [True, False])
+def test_on_the_fly_augmentation_is_a_config_field(tmp_path, monkeypatch, augment):
+    """TrainConfig.augment reaches the training patches (issue 11: without it the offline 8x set
+    could never differ from the plain one, as every patch got a random flip anyway)."""
+    import gmgan.data as data
+
+    made = []
+    original = data.PatchPairs
+
+    def spy(*args, **kwargs):
+        made.append(kwargs["augment"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(data, "PatchPairs", spy)
+    train(tiny(tmp_path, phase="pretrain", augment=augment))
+    assert made and set(made) == {augment}
+    from gmgan.presets import get_preset
+
+    assert get_preset("paper").augment is False  # the paper's x8 set is its augmentation
