@@ -99,7 +99,8 @@ def count_flops(cfg, workdir: Path) -> tuple[int, int]:
     """FLOPs of one phase-2 iteration: (real trainer over 2 iterations / 2, the mirror's one step)."""
     from benchmarks.trainstep import GanStep, trainer_step_seconds
 
-    cfg = dataclasses.replace(cfg, amp="none", channels_last=False, compile=False)
+    # balance_random_vgg off: its one extra l_P/l_Q evaluation on the first batch is not per iteration
+    cfg = dataclasses.replace(cfg, amp="none", channels_last=False, compile=False, balance_random_vgg=False)
     with flop_counter() as counter:
         trainer_step_seconds(cfg, 2, workdir=workdir)
     trainer = counter.get_total_flops() // 2

@@ -62,7 +62,7 @@ class GanStep:
         from gmgan.losses import GMGANLoss
         from gmgan.nets import Discriminator
         from gmgan.resize import imresize
-        from gmgan.train import build_generator, perceptual_network
+        from gmgan.train import build_generator, critic_optimizer, perceptual_network
         from gmgan.train_utils import EMA
 
         self.cfg, self.device = cfg, torch.device(device)
@@ -76,7 +76,7 @@ class GanStep:
         self.criterion = GMGANLoss(alpha=cfg.alpha, beta=cfg.beta, gamma=cfg.gamma, delta=cfg.delta,
                                    lam=cfg.lam, perceptual=perceptual).to(self.device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.gan_lr, betas=cfg.gan_betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.gan_lr, betas=cfg.gan_betas)
+        self.opt_d = critic_optimizer(self.D, cfg)
         self.ema = EMA(self.G, cfg.ema_decay) if cfg.ema_decay > 0 else None
         gen = torch.Generator().manual_seed(cfg.seed)
         p = cfg.patch_size

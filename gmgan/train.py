@@ -73,7 +73,8 @@ class TrainResult:
         validation: one dict per (phase, step, model, set) with ``psnr`` (dB), ``ssim``,
             ``gmsd`` (and ``niqe`` at the end of a phase), as in ``<phase>/val.jsonl``.
         bicubic: the same scores for bicubic upsampling, ``{set: {...}}`` (the baseline).
-        seconds: wall-clock seconds spent in each phase in this call.
+        seconds: wall-clock seconds spent training each phase, summed over the calls that
+            resumed it (the time between an interruption and its resume is not counted).
         interrupted: True when Ctrl-C stopped training (resume with ``resume=True``).
         config: the configuration used.
 

@@ -914,6 +914,9 @@ class PhaseRun:
         restore_rng(ckpt["rng"])
         self.start = int(ckpt["step"])
         self.bad_in_a_row = int(ckpt["extra"].get("bad_in_a_row", 0))
+        # The phase's clock goes on from the checkpoint: its seconds are the time spent training,
+        # summed over the calls that resumed it (not the time between a crash and its resume).
+        self._t0 = time.perf_counter() - float(ckpt["extra"].get("seconds", 0.0))
         if self.env.is_main:
             print(f"[{self.phase}] resuming from {path} (step {self.start} of {self.total})",
                   file=sys.stderr, flush=True)
@@ -1088,7 +1091,8 @@ class PhaseRun:
                                        schedulers=self.schedulers, keep_last=cfg.keep_last,
                                        extra={"phase": self.phase, "config": cfg.to_dict(),
                                               "bad_in_a_row": self.bad_in_a_row,
-                                              "world_size": env.world_size})
+                                              "world_size": env.world_size,
+                                              "seconds": time.perf_counter() - self._t0})
             except CheckpointError as err:
                 error = err
         failed = env.any_true(error is not None)

@@ -74,37 +74,30 @@ _NO_CAPTIONS = "figures have no mystnb caption/name/alt cell metadata (notebooks
 PENDING: dict[str, dict[str, str]] = {
     "install cell": {nb: "install cell above the title; run python book/stamp_notebooks.py (it moves "
                          "the cell below the title)"
-                     for nb in ("06_training", "07_evaluation_ablation", "08_training_sets", "09_failure_case")},
+                     for nb in ("08_training_sets", "09_failure_case")},
     "install extras": {nb: "computes NIQE (pyiqa) but installs only gmgan[viz]: set the notebook metadata "
                            '"gmgan": {"install_extras": ["viz", "eval"]} and run python book/stamp_notebooks.py'
-                       for nb in ("06_training", "07_evaluation_ablation", "08_training_sets")},
-    "figure metadata": {nb: _NO_CAPTIONS for nb in ("06_training", "07_evaluation_ablation",
-                                                     "08_training_sets", "09_failure_case")},
+                       for nb in ("08_training_sets",)},
+    "figure metadata": {nb: _NO_CAPTIONS for nb in ("08_training_sets", "09_failure_case")},
     "figure style": {nb: "sets figure.dpi = 80 itself / explicit small fontsize=; call viz.book_style() "
-                         "in the import cell instead" for nb in ("06_training", "07_evaluation_ablation",
-                                                                "08_training_sets", "09_failure_case")},
+                         "in the import cell instead" for nb in ("08_training_sets", "09_failure_case")},
     "summary and exercises": {nb: "no '## Exercises' section (2-4 numbered exercises, each naming the "
-                                  "cell to start from)" for nb in ("06_training", "07_evaluation_ablation",
-                                                                   "08_training_sets", "09_failure_case")},
+                                  "cell to start from)" for nb in ("08_training_sets", "09_failure_case")},
     "timing prose": {nb: "the Parameters section does not state the recorded run time as 'runs in about "
-                         "N minutes on 2 CPU cores'" for nb in ("06_training", "07_evaluation_ablation",
-                                                                 "08_training_sets", "09_failure_case")},
-    "widget bundle": {nb: _OLD_SLIDER for nb in ("06_training", "07_evaluation_ablation",
-                                                 "08_training_sets", "09_failure_case")},
-    "captions": {f"notebooks/{nb}.html": _NO_CAPTIONS for nb in ("06_training", "07_evaluation_ablation",
-                                                                 "08_training_sets", "09_failure_case")},
-    "dead widget": {f"notebooks/{nb}.html": _OLD_SLIDER for nb in ("06_training", "07_evaluation_ablation",
-                                                                   "08_training_sets", "09_failure_case")},
+                         "N minutes on 2 CPU cores'" for nb in ("08_training_sets", "09_failure_case")},
+    "widget bundle": {nb: _OLD_SLIDER for nb in ("08_training_sets", "09_failure_case")},
+    "captions": {f"notebooks/{nb}.html": _NO_CAPTIONS for nb in ("08_training_sets", "09_failure_case")},
+    "dead widget": {f"notebooks/{nb}.html": _OLD_SLIDER for nb in ("08_training_sets", "09_failure_case")},
     "wide outputs": {f"notebooks/{nb}.html": "printed lines and tables wider than the column (about 95 "
                                              "characters): break long messages, narrow the tables"
-                     for nb in ("06_training", "07_evaluation_ablation", "08_training_sets")},
+                     for nb in ("08_training_sets",)},
     "dark contrast": {f"notebooks/{nb}.html|dark": "old slider HTML: its buttons take the dark theme's light "
                                                    "text on their light background; re-execute with the current gmgan.viz"
-                      for nb in ("06_training", "07_evaluation_ablation", "08_training_sets", "09_failure_case")},
+                      for nb in ("08_training_sets", "09_failure_case")},
     "figure size": {f"notebooks/{nb}.html": "figures drawn wider than the column (e.g. figsize=(12, ...)) "
                                             "are shrunk below 85 %, so their labels fall under ~8 pt; use "
                                             "viz.book_style() and figures at most viz.COLUMN_WIDTH wide"
-                    for nb in ("06_training", "07_evaluation_ablation", "08_training_sets")},
+                    for nb in ("08_training_sets",)},
 }
 
 

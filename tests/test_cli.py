@@ -212,7 +212,8 @@ def _other_value(name: str, tp: Any, default: Any) -> tuple[list[str], Any]:
         value = 3 if default is None else default + 16
         return [str(value)], value
     if inner is float:
-        return [repr(default / 2)], default / 2
+        value = 0.25 if default is None else default / 2
+        return [repr(value)], value
     if inner is str:
         value = "somewhere" if default is None else default + "x"
         return [value], value

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -206,6 +207,36 @@ def test_resume_repeats_the_uninterrupted_run_exactly(tmp_path, monkeypatch, cap
             assert all(torch.equal(a[k], b[k]) for k in a), (phase, name)
     again = train(tiny(tmp_path, name="resumed", resume=True))  # everything done: nothing to train
     assert _losses(again.history) == _losses(straight.history)
+
+
+def test_a_resumed_phase_counts_the_seconds_before_the_interruption(tmp_path, monkeypatch):
+    """The seconds of a phase (log rows, TrainResult.seconds) go on from the checkpoint after a
+    resume instead of starting again from zero. A fake clock ticks one second per reading."""
+    clock = {"t": 0.0}
+
+    def perf_counter():
+        clock["t"] += 1.0
+        return clock["t"]
+
+    monkeypatch.setattr(tu, "time", types.SimpleNamespace(perf_counter=perf_counter, strftime=tu.time.strftime))
+    real_finish_step = tu.PhaseRun.finish_step
+
+    def finish_step(self, step, terms):
+        if step == 3 and not hasattr(finish_step, "done"):
+            finish_step.done = True
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_finish_step(self, step, terms)
+
+    monkeypatch.setattr(tu.PhaseRun, "finish_step", finish_step)
+    cfg = tiny(tmp_path, phase="pretrain", pretrain_iters=6, ckpt_every=1)
+    first = train(cfg)
+    assert first.interrupted
+    before = first.history[-1]["seconds"]
+    clock["t"] += 1e6          # a long pause before the resume, which must not count
+    last = train(dataclasses.replace(cfg, resume=True))
+    resumed = [r["seconds"] for r in last.history if r["step"] > 3]
+    assert resumed and before < resumed[0] < before + 100, (before, resumed)
+    assert before < last.seconds["pretrain"] < before + 1000
 
 
 def _nan_on(calls: set[int] | range):

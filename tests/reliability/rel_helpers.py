@@ -16,7 +16,8 @@ from gmgan.presets import TrainConfig, apply_overrides
 TINY = {"train_set": "samples", "num_feat": 8, "num_block": 1, "num_grow": 8, "d_num_feat": 8,
         "patch_size": 32, "batch_size": 4, "num_workers": 0, "pretrain_iters": 4, "gan_iters": 4,
         "log_every": 1, "val_every": 0, "ckpt_every": 1, "keep_last": 3, "val_sets": (),
-        "perceptual_weights": "none", "progress": False, "tensorboard": False, "ema_decay": 0.9}
+        "perceptual_weights": "none", "progress": False, "tensorboard": False, "ema_decay": 0.9,
+        "augment8": False}
 
 
 def tiny_config(out_dir: Path, **overrides) -> TrainConfig:
