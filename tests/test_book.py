@@ -65,40 +65,10 @@ def _pages() -> list[str]:
     return [f"{f}.html" for f in files]
 
 
-# Where notebooks 06-09 (being rewritten by the lead) do not yet follow the conventions: check ->
-# {notebook stem: reason}. The checks run and are expected to fail there (strict xfail); delete an
-# entry once the notebook is re-executed with gmgan.viz's current helpers.
-_OLD_SLIDER = ("old output: the static slider and the live widget are two outputs; re-execute, so that "
-               "viz.compare displays one bundle (the book then shows no stray widget text)")
-_NO_CAPTIONS = "figures have no mystnb caption/name/alt cell metadata (notebooks/README.md, 'Figures')"
-PENDING: dict[str, dict[str, str]] = {
-    "install cell": {nb: "install cell above the title; run python book/stamp_notebooks.py (it moves "
-                         "the cell below the title)"
-                     for nb in ("08_training_sets", "09_failure_case")},
-    "install extras": {nb: "computes NIQE (pyiqa) but installs only gmgan[viz]: set the notebook metadata "
-                           '"gmgan": {"install_extras": ["viz", "eval"]} and run python book/stamp_notebooks.py'
-                       for nb in ("08_training_sets",)},
-    "figure metadata": {nb: _NO_CAPTIONS for nb in ("08_training_sets", "09_failure_case")},
-    "figure style": {nb: "sets figure.dpi = 80 itself / explicit small fontsize=; call viz.book_style() "
-                         "in the import cell instead" for nb in ("08_training_sets", "09_failure_case")},
-    "summary and exercises": {nb: "no '## Exercises' section (2-4 numbered exercises, each naming the "
-                                  "cell to start from)" for nb in ("08_training_sets", "09_failure_case")},
-    "timing prose": {nb: "the Parameters section does not state the recorded run time as 'runs in about "
-                         "N minutes on 2 CPU cores'" for nb in ("08_training_sets", "09_failure_case")},
-    "widget bundle": {nb: _OLD_SLIDER for nb in ("08_training_sets", "09_failure_case")},
-    "captions": {f"notebooks/{nb}.html": _NO_CAPTIONS for nb in ("08_training_sets", "09_failure_case")},
-    "dead widget": {f"notebooks/{nb}.html": _OLD_SLIDER for nb in ("08_training_sets", "09_failure_case")},
-    "wide outputs": {f"notebooks/{nb}.html": "printed lines and tables wider than the column (about 95 "
-                                             "characters): break long messages, narrow the tables"
-                     for nb in ("08_training_sets",)},
-    "dark contrast": {f"notebooks/{nb}.html|dark": "old slider HTML: its buttons take the dark theme's light "
-                                                   "text on their light background; re-execute with the current gmgan.viz"
-                      for nb in ("08_training_sets", "09_failure_case")},
-    "figure size": {f"notebooks/{nb}.html": "figures drawn wider than the column (e.g. figsize=(12, ...)) "
-                                            "are shrunk below 85 %, so their labels fall under ~8 pt; use "
-                                            "viz.book_style() and figures at most viz.COLUMN_WIDTH wide"
-                    for nb in ("08_training_sets",)},
-}
+# Where a notebook does not yet follow the conventions: check -> {notebook stem or page: reason}.
+# The check runs there and is expected to fail (strict xfail, so a fixed notebook fails the suite
+# until its entry is deleted). Empty: every notebook follows them.
+PENDING: dict[str, dict[str, str]] = {}
 
 
 def _param(check: str, key: str):

@@ -69,7 +69,7 @@ def main() -> None:
         if psnr is not None:
             print(f"{name}: {psnr:.2f} dB, GMSD {gmsd:.4f} ({set_name} {image_name}, whole image)")
     fig = draw(views, top, left, side)
-    fig.savefig(args.out, dpi=2 * fig.dpi)          # twice the display resolution, like viz.book_style's retina
+    fig.savefig(args.out, dpi=2 * fig.dpi, bbox_inches="tight", pad_inches=0.04)  # twice the display resolution, like viz.book_style's retina
     print(f"wrote {args.out}")
 
 
