@@ -134,7 +134,7 @@ class TrainConfig:
     delta: float = _f(5e-3, "weight of the adversarial losses (generator and critic)")
     lam: float = _f(10.0, "WGAN-GP gradient-penalty weight")
     perceptual_layer: str = _f("conv5_4", "VGG19 layer of the perceptual loss (features before its ReLU)")
-    balance_random_vgg: bool = _f(True, "with perceptual_weights=random: scale beta at the start of phase 2 so that beta*l_P equals beta*l_Q on the first batch (a random VGG19's raw l_P is ~100x smaller than the ImageNet one's); ImageNet weights are never rescaled")
+    balance_random_vgg: bool = _f(True, "with perceptual_weights=random: scale beta at the start of phase 2 so that beta*l_P equals beta*l_Q on the first batch (a random VGG19's raw l_P is 60-130x smaller than l_Q at the teach preset); ImageNet weights are never rescaled")
     perceptual_weights: str = _f("imagenet", "VGG19 weights: imagenet, a .pth/.safetensors path, random (tests), or none (no perceptual loss)")
 
     # -- mechanics

@@ -162,12 +162,12 @@ def balanced_beta(cfg: TrainConfig, G: torch.nn.Module, perceptual: torch.nn.Mod
     through the generator phase 2 starts from. Returns ``(weight, l_Q, l_P)``.
 
     A random VGG19 is a stand-in for the paper's ImageNet network (whose weights may not be
-    reachable): its filters respond weakly, so its raw l_P is about 100x smaller than l_Q and
-    phase 2 would in effect drop it. With this weight, beta * l_P starts equal to beta * l_Q (the
-    unweighted l_Q, so that the "without l_Q" ablation gets the same weight as GMGAN), which is the
-    role l_P plays in the paper's loss. Both are measured on the same images, so the rule does not
-    depend on the run's length or on a resume; the ImageNet l_P of the ``paper`` preset is never
-    rescaled.
+    reachable): its filters respond weakly, so its raw l_P is 60-130x smaller than l_Q (the
+    ``teach`` preset's three seeds) and phase 2 would in effect drop it. With this weight,
+    beta * l_P starts equal to beta * l_Q (the unweighted l_Q, so that the "without l_Q" ablation
+    gets the same weight as GMGAN), which is the role l_P plays in the paper's loss. Both are
+    measured on the same images, so the rule does not depend on the run's length or on a resume;
+    the ImageNet l_P of the ``paper`` preset is never rescaled.
     """
     from gmgan.losses import QualityLoss
 
@@ -189,7 +189,7 @@ def critic_optimizer(D: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
     Adam's step does not change when the loss is multiplied by a constant k, except through eps:
     the update is m / (sqrt(v) + eps), and scaling the loss by k scales m and sqrt(v) by k. With
     delta = 5e-3 most of the critic's gradients are below 1e-8 at initialisation (on the paper-size
-    critic about 82 %, median 2e-9), so an unscaled eps, not the gradient, would set the step
+    critic 83 %, median 1.9e-9: notebook 06), so an unscaled eps, not the gradient, would set the step
     size and the critic would hardly learn. eps * delta makes the delta-weighted critic follow
     exactly the trajectory of the unweighted l_DA with the default eps (BasicSR leaves the critic
     loss unweighted), while l_D stays the paper's delta * l_DA in the logs.
