@@ -615,8 +615,8 @@ def ensure_run(name: str, cfg: TrainConfig, *, preset: str = "", parent: str | N
             if _folder_state(folder, key, cfg.phases()) == "done":
                 run = load_run(folder, preset=preset, cached=True, shipped=True)
                 if verbose:
-                    print(f"using the shipped model {label}, trained in {run.minutes:.0f} min on one CPU thread "
-                          f"(retrain=True trains it again)", flush=True)
+                    print(f"using the shipped model {label}, trained in {run.minutes:.0f} min "
+                          f"(retrain=True retrains)", flush=True)
                 return run
     base = derived_dir("models", preset, create=False) / name
     hashed = base.with_name(f"{name}-{config_hash(cfg)}")

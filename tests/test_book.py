@@ -667,7 +667,12 @@ def test_every_slider_works_without_a_kernel(browser, server, name, capsys):
                 pg.locator(f"{root} .gmgan-sw-level").focus()
                 pg.keyboard.press("ArrowRight")
                 moved = _state(pg, root)
-                assert moved["srcs"] != before["srcs"] and moved["text"] != before["text"], "the slider does not redraw"
+                assert moved["srcs"] != before["srcs"], "the slider does not redraw"
+                # neighbouring levels may score alike to the printed digits; the last level does not
+                for _ in range(60):
+                    pg.keyboard.press("ArrowRight")
+                last = _state(pg, root)
+                assert last["srcs"] != before["srcs"] and last["text"] != before["text"], "the scores do not follow the slider"
                 if pg.locator(f"{root} button[data-choice]").count() > 1:
                     pg.locator(f"{root} button[data-choice]").nth(1).click()
                     other = _state(pg, root)
