@@ -17,7 +17,8 @@ Downloads go to the data cache when it is writable, else to ``derived_dir("sets"
 as present when its folder holds the expected number of images, or has the completion marker this
 module writes, or holds every file that the cache's ``MANIFEST.tsv`` lists for that folder (a
 shared cache may carry a subset, e.g. 61 of the 100 Urban100 images). Sets found in a cache with a
-manifest are checked against it (size and sha256) once per process.
+manifest are checked against it (size and sha256 of every file it lists for the set: HR and LR)
+each time they are located; a file is hashed once per process unless it changes.
 """
 from __future__ import annotations
 
@@ -70,9 +71,6 @@ RETRY_BACKOFF_S = 1.0
 _CHUNK = 1 << 20
 _USER_AGENT = "gmgan-downloader/0.1 (+https://github.com/gmgan-sr/gmgan)"
 _SKIMAGE_SET = "samples"
-
-# (root, subdir) pairs whose files were already checked against the manifest in this process.
-_VERIFIED: set[tuple[str, str]] = set()
 
 
 class DownloadError(RuntimeError):
@@ -366,8 +364,8 @@ def _status(info: DatasetInfo, root: Path) -> tuple[str, int]:
     marker = folder / MARKER_NAME
     if marker.is_file():
         try:
-            if json.loads(marker.read_text()).get("count") == n:
-                return "complete", n
+            if json.loads(marker.read_text()).get("count") == n:  # a mirror may hold a subset
+                return ("complete" if info.count in (None, n) else "subset"), n
         except (OSError, ValueError):
             pass  # unreadable marker: judge by the count
     if info.count is not None and n == info.count:
@@ -387,13 +385,12 @@ def _search_roots(root: PathLike | None) -> list[Path]:
     return [data_dir(), derived_dir("sets", create=False)]
 
 
-def _verify_once(info: DatasetInfo, root: Path) -> None:
-    """Check a present set against its cache's manifest, once per process."""
-    key = (str(root.resolve()), info.subdir)
-    if key in _VERIFIED:
-        return
-    verify_manifest(root, info.subdir)
-    _VERIFIED.add(key)
+def _verify(info: DatasetInfo, root: Path) -> None:
+    """Check every file of a present set that its cache's manifest lists (HR and the LR
+    folders beside it) against the manifest; unchanged files are hashed once per process."""
+    from gmgan.data.mirror import set_folder
+
+    verify_manifest(root, set_folder(info), recursive=True)
 
 
 def locate(name: str | DatasetInfo, root: PathLike | None = None, *, verify: bool = True) -> Path | None:
@@ -413,7 +410,7 @@ def locate(name: str | DatasetInfo, root: PathLike | None = None, *, verify: boo
         state, _ = _status(info, r)
         if state in ("complete", "subset"):
             if verify:
-                _verify_once(info, r)
+                _verify(info, r)
             return r / info.subdir
     return None
 

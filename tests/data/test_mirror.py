@@ -26,6 +26,7 @@ from gmgan.imageio import write_image
 from gmgan.resize import imresize
 
 dl = importlib.import_module("gmgan.data.download")
+registry = importlib.import_module("gmgan.data.registry")
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -70,7 +71,7 @@ def empty_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GMGAN_DERIVED", str(tmp_path / "derived"))
     monkeypatch.delenv("GMGAN_OFFLINE", raising=False)
     monkeypatch.setattr(dl, "RETRY_BACKOFF_S", 0.0)
-    dl._VERIFIED.clear()
+    registry._MATCHED.clear()
     return cache
 
 
