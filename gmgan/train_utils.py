@@ -492,31 +492,46 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
 
 
 class GracefulStop:
-    """Context manager: the first Ctrl-C (SIGINT) only sets ``requested``; the trainer finishes
-    the step, writes a checkpoint and returns. A second Ctrl-C interrupts at once. Outside the
-    main thread (where signals cannot be caught) it does nothing."""
+    """Context manager: the first Ctrl-C (SIGINT) or SIGTERM only sets ``requested``; the
+    trainer finishes the step, writes a checkpoint and returns. A second Ctrl-C interrupts at
+    once. SIGTERM is what ``kill``, ``docker stop`` and Slurm preemption send (torchrun passes
+    it on to every rank, each of which stops here; the ranks agree on the step through
+    ``env.any_true``); a repeated SIGTERM changes nothing, because the senders repeat it (Slurm
+    signals the workers and torchrun forwards its own copy) and follow it with SIGKILL when
+    they will wait no longer. The previous handlers are restored on exit. Outside the main
+    thread (where signals cannot be caught) it does nothing."""
+
+    _NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def _handler(self, signum, frame) -> None:
         if self.requested:
-            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:
+                signal.signal(signal.SIGINT, self._previous.get(signal.SIGINT)
+                              or signal.default_int_handler)
+                raise KeyboardInterrupt
+            return  # a repeated SIGTERM: the checkpoint is already on its way
         self.requested = True
-        print("\nCtrl-C: finishing this step and writing a checkpoint (Ctrl-C again to abort "
-              "without one)", file=sys.stderr, flush=True)
+        name = self._NAMES.get(signum, f"signal {signum}")
+        again = ("Ctrl-C again to abort without one" if signum == signal.SIGINT
+                 else "Ctrl-C to abort without one")
+        print(f"\n{name}: finishing this step and writing a checkpoint ({again})",
+              file=sys.stderr, flush=True)
 
     def __enter__(self) -> GracefulStop:  # noqa: PYI034
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            for signum in self._NAMES:
+                self._previous[signum] = signal.signal(signum, self._handler)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            # None: a handler not installed from Python; the default is the best guess then
+            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        self._previous = {}
 
 
 def _to_float(value: Any) -> float:

@@ -1,0 +1,116 @@
+"""SIGTERM (``kill``, ``docker stop``, Slurm preemption) stops training as Ctrl-C does (issue 22):
+the step is finished, a checkpoint written, the resume hint printed, exit status 0; the same for
+every rank under torchrun, which passes the signal on. A repeated SIGTERM changes nothing; the
+previous signal handlers are back after training.
+
+Covered elsewhere (not repeated): Ctrl-C of a real process and kill -9 at any moment
+(test_crash_recovery.py: test_kill_9_anywhere_and_ctrl_c_then_resume); exact resume
+(tests/test_train.py: test_resume_repeats_the_uninterrupted_run_exactly).
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rel_helpers import child_env, gmgan_process, tiny_cli_args, wait_for
+
+from gmgan.checkpoint import latest_checkpoint, list_checkpoints
+from gmgan.train_utils import GracefulStop
+
+pytestmark = pytest.mark.timeout(600)
+
+ENDLESS = 100_000  # never reached: the signal ends the run
+
+
+def _newest_complete(ckpts: Path) -> int:
+    done = [p for p in list_checkpoints(ckpts) if (p / "manifest.json").is_file()]
+    return max((int(p.name.split("_")[1]) for p in done), default=0)
+
+
+def test_graceful_stop_catches_sigterm_and_restores_the_handlers():
+    seen = []
+
+    def previous(signum, frame):
+        seen.append(signum)
+
+    old = signal.signal(signal.SIGTERM, previous)
+    try:
+        with GracefulStop() as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stop.requested and seen == []
+            os.kill(os.getpid(), signal.SIGTERM)  # repeated: still just a request
+            with pytest.raises(KeyboardInterrupt):  # Ctrl-C after it aborts at once
+                os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGTERM) is previous
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def test_sigterm_checkpoints_and_exits_0_then_resumes(tmp_path, samples_ready):
+    run = tmp_path / "run"
+    ckpts = run / "pretrain" / "checkpoints"
+    args = ["train", *tiny_cli_args(phase="pretrain", pretrain_iters=ENDLESS, ckpt_every=1000),
+            "--out-dir", str(run)]
+    log = tmp_path / "out.txt"
+    proc = gmgan_process(args, log)
+    try:  # the first step is logged: training is under way, no periodic checkpoint yet
+        wait_for(lambda: (run / "pretrain" / "log.jsonl").is_file()
+                 and (run / "pretrain" / "log.jsonl").read_text().count("\n") >= 2, 300,
+                 "two logged steps", proc)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=180)
+    finally:
+        proc.kill()
+        proc.wait()
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "SIGTERM: finishing this step and writing a checkpoint" in text
+    assert "Traceback" not in text and "--resume" in text
+    stopped = int(re.search(r"stopped at step (\d+) of", text).group(1))
+    assert stopped >= 2 and _newest_complete(ckpts) == stopped  # nothing lost
+
+    log2 = tmp_path / "out2.txt"
+    proc = gmgan_process(args[:-2] + ["--out-dir", str(run), "--resume",
+                                      f"--pretrain-iters={stopped + 1}"], log2)
+    try:
+        code = proc.wait(timeout=300)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert code == 0, log2.read_text()[-3000:]
+    assert (run / "pretrain" / "G_ema.safetensors").is_file()
+
+
+def test_sigterm_to_torchrun_stops_every_rank_at_one_checkpoint(tmp_path, samples_ready):
+    """torchrun forwards SIGTERM to both ranks: each finishes the step, they agree on it, rank
+    0 writes its checkpoint and prints the hint, and both exit before torchrun's SIGKILL."""
+    run = tmp_path / "run"
+    ckpts = run / "pretrain" / "checkpoints"
+    log = tmp_path / "out.txt"
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+            "2", "-m", "gmgan", "train",
+            *tiny_cli_args(phase="pretrain", pretrain_iters=ENDLESS, ckpt_every=1000),
+            "--out-dir", str(run)]
+    with open(log, "ab") as handle:
+        proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env=child_env())
+    try:
+        wait_for(lambda: (run / "pretrain" / "log.jsonl").is_file()
+                 and (run / "pretrain" / "log.jsonl").read_text().count("\n") >= 2, 300,
+                 "two logged steps", proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)  # torchrun itself reports the signal with a status of its own
+    finally:
+        proc.kill()
+        proc.wait()
+    text = log.read_text()
+    assert text.count("SIGTERM: finishing this step and writing a checkpoint") == 2, text[-4000:]
+    stopped = int(re.search(r"stopped at step (\d+) of", text).group(1))
+    assert stopped >= 2 and _newest_complete(ckpts) == stopped, text[-4000:]
+    assert latest_checkpoint(ckpts).name.endswith(str(stopped))
+    assert "--resume" in text
