@@ -3,8 +3,9 @@
 Entry points: the ``gmgan`` console script and ``python -m gmgan`` both call :func:`main`. Every
 sub-command has ``--help`` with examples. Errors that gmgan reports (a missing file, a bad value,
 an unknown preset...) print one line ``gmgan: error: ...`` on stderr and exit with status 2; add
-``--debug`` (or set ``GMGAN_DEBUG=1``) for the full traceback. ``gmgan sr`` and ``gmgan data fetch``
-skip inputs that fail, report them at the end and exit with status 1.
+``--debug`` (or set ``GMGAN_DEBUG=1``) for the full traceback. Warnings print as one line
+``gmgan: warning: ...``. ``gmgan sr`` and ``gmgan data fetch`` skip inputs that fail, report them
+at the end and exit with status 1.
 
 This module is the only one that parses arguments and prints tables; the work is done by
 :mod:`gmgan.infer`, :mod:`gmgan.evaluate`, :mod:`gmgan.train` and :mod:`gmgan.data`.
@@ -57,6 +58,12 @@ def _err(message: str) -> None:
 
 # Errors whose message is meant for users as it is; others get their type name in front.
 _PLAIN_ERRORS = (ValueError, TypeError, OSError, KeyError, RuntimeError, ImportError)
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as ``gmgan: warning: ...`` (no source file, line number or code line: those
+    point into gmgan, not at anything the user gave); ``--debug`` shows the usual form."""
+    return f"{PROG}: warning: {message}\n"
 
 
 def _one_line(err: BaseException) -> str:
@@ -119,18 +126,17 @@ def _read_for_sr(path: Path):
     import numpy as np
     from PIL import Image, ImageOps
 
-    from gmgan.imageio import ImageConversionWarning, read_image
+    from gmgan.imageio import ImageConversionWarning, alpha_channel, read_image
 
     try:
         with Image.open(path) as im:
-            has_alpha = im.mode in ("RGBA", "LA", "PA")
-            alpha = np.asarray(ImageOps.exif_transpose(im).getchannel("A")) if has_alpha else None
+            alpha = alpha_channel(ImageOps.exif_transpose(im))
     except (OSError, ValueError, SyntaxError, EOFError):  # read_image will say what is wrong
         alpha = None
     if alpha is None:
         return read_image(path, keep_grey=True)
     with warnings.catch_warnings():  # read_image announces that it drops the alpha: we keep it
-        warnings.simplefilter("ignore", ImageConversionWarning)
+        warnings.filterwarnings("ignore", ".*alpha dropped", ImageConversionWarning)
         img = read_image(path, keep_grey=True)
     if alpha.dtype != np.uint8 or alpha.shape != img.shape[:2]:
         return img
@@ -138,8 +144,38 @@ def _read_for_sr(path: Path):
     return np.concatenate([rgb, alpha[:, :, None]], axis=2)
 
 
+def _plan_outputs(files: Sequence[Path], out_dir: Path, scale: int, overwrite: bool,
+                  failures: list[tuple[str, str]]) -> list[tuple[Path, Path]]:
+    """(input, output) pairs for ``gmgan sr``, decided before anything is written.
+
+    An output that is one of the inputs is never written (reading the input later would give
+    the other result); an existing file is replaced only with ``overwrite``; two inputs with
+    the same stem keep the first. Refused inputs go to ``failures`` with the reason.
+    """
+    inputs = {f.resolve() for f in files}
+    planned: dict[Path, Path] = {}
+    for path in files:
+        target = out_dir / f"{path.stem}_x{scale}.png"
+        if target.resolve() in inputs:
+            failures.append((str(path), f"output {target} is one of the inputs; not overwritten "
+                                        f"(choose another --out-dir)"))
+        elif target.resolve() in planned:
+            failures.append((str(path), f"output {target.name} would overwrite the result of "
+                                        f"{planned[target.resolve()]}"))
+        elif (target.exists() or target.is_symlink()) and not overwrite:
+            failures.append((str(path), f"output {target} exists; not overwritten (give "
+                                        f"--overwrite to replace it)"))
+        else:
+            planned[target.resolve()] = path
+    return [(path, target) for target, path in planned.items()]
+
+
 def cmd_sr(args: argparse.Namespace) -> int:
-    """``gmgan sr``: upscale files / folders to ``<out>/<stem>_x<scale>.png``; 1 if any failed."""
+    """``gmgan sr``: upscale files / folders to ``<out>/<stem>_x<scale>.png``; 1 if any failed.
+
+    Every input is listed and every output name decided before the first image is written:
+    an output never replaces an input, nor (without ``--overwrite``) any existing file.
+    """
     from tqdm.auto import tqdm
 
     from gmgan.imageio import write_image
@@ -149,27 +185,26 @@ def cmd_sr(args: argparse.Namespace) -> int:
     device = _auto_device(args.device)
     model = load_generator(args.weights, device=device)  # bad weights: a gmgan error, exit 2
     out_dir = Path(args.out_dir).expanduser()
-    out_dir.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[str, str]] = []
     files = _collect_inputs(args.inputs, failures)
-    written: dict[Path, Path] = {}
-    for path in tqdm(files, desc="sr", unit="img", disable=None):
-        target = out_dir / f"{path.stem}_x{model.scale}.png"
-        if target in written:
-            why = f"output {target.name} would overwrite the result of {written[target]}"
-            failures.append((str(path), why))
-            continue
+    plan = _plan_outputs(files, out_dir, model.scale, args.overwrite, failures)
+    if plan:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for path, target in tqdm(plan, desc="sr", unit="img", disable=None):
         try:
             img = _read_for_sr(path)
             sr = upscale(model, img, tile=args.tile, overlap=args.overlap, half=args.half,
                          batch_tiles=args.batch_tiles)
+            if not args.overwrite and (target.exists() or target.is_symlink()):
+                raise FileExistsError(f"output {target} appeared meanwhile; not overwritten")
             write_image(target, sr)
-            written[target] = path
+            written += 1
         except Exception as err:  # one bad image must not stop a folder
             if _debug_requested(args):
                 raise
             failures.append((str(path), _one_line(err)))
-    print(f"wrote {len(written)} image(s) to {out_dir}", file=sys.stderr)
+    print(f"wrote {written} image(s) to {out_dir}", file=sys.stderr)
     if failures:
         print(f"{len(failures)} input(s) failed:", file=sys.stderr)
         for name, why in failures:
@@ -327,22 +362,11 @@ def _field_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _build_config(args: argparse.Namespace):
     """preset (default ``paper``) <- config file <- command-line fields."""
-    import yaml
-
     from gmgan.presets import TrainConfig, apply_overrides, get_preset
 
     if args.config:
-        path = Path(args.config).expanduser()
-        if args.preset is None:
-            cfg = TrainConfig.from_yaml(path)
-        else:  # --preset names the base; the file's own `preset:` key is then ignored
-            if not path.is_file():
-                raise FileNotFoundError(f"config file not found: {path}")
-            data = yaml.safe_load(path.read_text()) or {}
-            if not isinstance(data, dict):
-                raise ValueError(f"{path}: expected a mapping of field: value")
-            data.pop("preset", None)
-            cfg = apply_overrides(get_preset(args.preset), data)
+        # --preset names the base; the file's own `preset:` key is then ignored
+        cfg = TrainConfig.from_yaml(Path(args.config).expanduser(), preset=args.preset)
     else:
         cfg = get_preset(args.preset or "paper")
     return apply_overrides(cfg, _field_overrides(args))
@@ -359,7 +383,8 @@ def _check_train_set(cfg) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``gmgan train``: build the config (preset <- file <- options) and train; 0 after Ctrl-C."""
+    """``gmgan train``: build the config (preset <- file <- options) and train; 0 after Ctrl-C
+    or SIGTERM (checkpoint written)."""
     cfg = _build_config(args)
     if args.print_config:
         if _is_main_process():
@@ -371,8 +396,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(cfg)
     if _is_main_process():
         if result.interrupted:
-            print(f"stopped by Ctrl-C; checkpoint written in {result.run_dir}. Continue with the "
-                  f"same command plus --resume.", file=sys.stderr)
+            print(f"stopped by Ctrl-C or SIGTERM; checkpoint written in {result.run_dir}. "
+                  f"Continue with the same command plus --resume.", file=sys.stderr)
         else:
             print(f"done: {result.run_dir}", file=sys.stderr)
             if result.generator is not None:
@@ -543,7 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
                       f"{PROG} sr photos/ scan.png -o out/ --weights G.safetensors --tile 256 "
                       f"--half",
                       "writes out/<stem>_x4.png for each input; inputs that fail are listed at the",
-                      "end (exit status 1)"), cmd_sr)
+                      "end (exit status 1); existing files are kept unless --overwrite, and an",
+                      "input is never overwritten"), cmd_sr)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files and/or folders of images")
     p.add_argument("-o", "--out-dir", required=True, help="output folder (created)")
@@ -559,6 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reduced precision: fp16 on CUDA, bf16 on CPU")
     p.add_argument("--device", default=None,
                    help="cpu, cuda, cuda:1, mps (default: cuda if available)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (an input is never replaced)")
 
     # -- eval
     p = add("eval", "evaluate generators and bicubic on benchmark sets (the paper's Table 1)",
@@ -615,7 +643,8 @@ def build_parser() -> argparse.ArgumentParser:
                       f"{PROG} train --config my.yaml --resume",
                       f"{PROG} train --preset teach --print-config > my.yaml",
                       "torchrun --nproc_per_node 2 -m gmgan train --preset paper --train-set DIV2K",
-                      "Ctrl-C stops after the current step and writes a checkpoint;",
+                      "Ctrl-C or SIGTERM (kill, docker stop, Slurm) stops after the current step",
+                      "and writes a checkpoint;",
                       "--resume continues"),
             cmd_train)
     from gmgan.presets import PRESETS
@@ -697,7 +726,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gmgan`` command line on ``argv`` (default ``sys.argv[1:]``); returns the exit code.
 
-    0: success (also after Ctrl-C stopped training cleanly); 1: some inputs failed (``sr``,
+    0: success (also after Ctrl-C or SIGTERM stopped training cleanly); 1: some inputs failed (``sr``,
     ``data fetch``); 2: a usage error or a gmgan error (one line on stderr, no traceback unless
     ``--debug`` / ``GMGAN_DEBUG=1``); 130: interrupted.
     """
@@ -708,7 +737,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version, usage errors: argparse has printed them
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
     try:
-        return int(args.func(args))
+        previous_format = warnings.formatwarning
+        if not _debug_requested(args):
+            warnings.formatwarning = _format_warning
+        try:
+            return int(args.func(args))
+        finally:  # main() may run inside a notebook or a test: leave warnings as they were
+            warnings.formatwarning = previous_format
     except KeyboardInterrupt:
         if _debug_requested(args):
             raise

@@ -41,6 +41,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageConversionWarning",
     "ImageReadError",
+    "alpha_channel",
     "as_rgb",
     "image_to_tensor",
     "list_images",
@@ -250,6 +251,20 @@ def _tiff_channels(path: Path) -> int | None:
         return None
 
 
+def alpha_channel(im: Image.Image) -> np.ndarray | None:
+    """The transparency of a decoded PIL image as uint8 ``H x W`` (255 = opaque), or None
+    when it has none.
+
+    Covers an alpha channel (RGBA, LA, PA) and the transparency that palette, grey and RGB
+    PNG/GIF files keep outside their pixels (``tRNS``: PIL's ``info["transparency"]``).
+    """
+    if im.mode in ("RGBA", "LA", "PA"):
+        return np.asarray(im.getchannel("A"))
+    if im.mode in ("P", "L", "RGB") and "transparency" in im.info:
+        return np.asarray(im.convert("RGBA").getchannel("A"))
+    return None
+
+
 def read_image(path: PathLike, *, keep_grey: bool = False) -> np.ndarray:
     """Read an image file as uint8 RGB.
 
@@ -261,7 +276,8 @@ def read_image(path: PathLike, *, keep_grey: bool = False) -> np.ndarray:
     Returns:
         ``numpy.uint8`` array ``H x W x 3`` (RGB, values 0..255), or ``H x W`` when
         ``keep_grey`` is set and the file has one colour channel. The first frame of a
-        multi-frame file is used. See the module docstring for the conversions (alpha dropped,
+        multi-frame file (an animated GIF / PNG / WebP, a multi-page TIFF) is used, with a
+        warning. See the module docstring for the conversions (alpha dropped,
         16 bit rounded to 8 bit, EXIF orientation applied); each kind is warned about once per
         process with :class:`ImageConversionWarning`.
 
@@ -283,6 +299,10 @@ def read_image(path: PathLike, *, keep_grey: bool = False) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1:  # an animation or a multi-page file: say what is left out
+                _warn_once("animated / multi-frame image: only its first frame is read",
+                           f"{name}, {frames} frames")
             if _is_deep_colour(im, path):
                 arr = _read_deep_colour(path)
             else:

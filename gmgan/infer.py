@@ -169,6 +169,16 @@ def _autocast(device: torch.device, half: bool | str):
 # The core: a float NCHW tensor through the model, tiled or not
 # ---------------------------------------------------------------------------------------------
 
+def _finite(y: torch.Tensor, half: bool | str) -> torch.Tensor:
+    """``y`` (the model's float output) when every value is finite; else a ValueError, since
+    clipping would turn NaN into black pixels and +-inf into white ones without a word."""
+    if not bool(torch.isfinite(y).all()):
+        hint = (" (half precision may overflow: try without --half / half=False)" if half
+                else " (are the weights from a run that diverged?)")
+        raise ValueError(f"upscale: the generator's output holds NaN or inf values{hint}")
+    return y
+
+
 def _forward_windows(model: nn.Module, n: int, h: int, w: int,
                      fetch: Callable[[int, slice, slice], torch.Tensor],
                      emit: Callable[[int, slice, slice, torch.Tensor], None], *, scale: int,
@@ -196,7 +206,7 @@ def _forward_windows(model: nn.Module, n: int, h: int, w: int,
         for i in range(n):  # one image of the batch at a time keeps the bound per image
             batch = torch.cat([fetch(i, wy, wx) for wy, wx, _, _ in group]).to(device)
             with _autocast(device, half):
-                y = model(batch).float()
+                y = _finite(model(batch).float(), half)
             for j, (wy, wx, ky, kx) in enumerate(group):
                 # Position of the kept LR region inside its window, times the scale.
                 oy, ox = (ky.start - wy.start) * scale, (kx.start - wx.start) * scale
@@ -215,7 +225,7 @@ def _run_tensor(model: nn.Module, x: torch.Tensor, *, scale: int, tile: int | No
     n, _, h, w = x.shape
     if tile is None or (tile >= h and tile >= w):
         with _autocast(device, half):
-            y = model(x.to(device)).float()
+            y = _finite(model(x.to(device)).float(), half)
         if progress:
             progress(1, 1)
         return y.to(x.device)
@@ -314,7 +324,9 @@ def upscale(model: ModelLike, image: Image, *, tile: int | None = None, overlap:
         MATLAB-style bicubic (:func:`gmgan.resize.imresize`), clipped, and re-attached.
 
     Raises:
-        ValueError / TypeError: for shapes, dtypes or arguments outside the above, naming the value.
+        ValueError / TypeError: for shapes, dtypes or arguments outside the above, naming the
+            value; ValueError when the model's output holds NaN or inf (non-finite weights, or
+            an fp16 overflow with ``half``).
     """
     _check_tiling(tile, overlap)
     if isinstance(batch_tiles, bool) or not isinstance(batch_tiles, int) or batch_tiles < 1:

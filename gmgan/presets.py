@@ -224,9 +224,10 @@ class TrainConfig:
         return apply_overrides(base if base is not None else cls(), dict(data))
 
     @classmethod
-    def from_yaml(cls, text_or_path: str | os.PathLike) -> TrainConfig:
+    def from_yaml(cls, text_or_path: str | os.PathLike, preset: str | None = None) -> TrainConfig:
         """Read a config from YAML text or a ``.yaml`` / ``.yml`` file. A file may also hold
-        ``preset: NAME`` to start from that preset instead of the defaults."""
+        ``preset: NAME`` to start from that preset instead of the defaults; ``preset`` given
+        here takes precedence (the file's key is then ignored). Every error names the file."""
         source = "YAML text"
         text = text_or_path
         if isinstance(text_or_path, os.PathLike) or (
@@ -242,8 +243,10 @@ class TrainConfig:
             raise ValueError(f"{source}: not valid YAML: {err}") from err
         if not isinstance(data, dict):
             raise ValueError(f"{source}: expected a mapping of field: value, got {type(data).__name__}")  # noqa: TRY004
-        base = get_preset(data.pop("preset")) if "preset" in data else None
+        named = data.pop("preset", None)
         try:
+            name = preset if preset is not None else named
+            base = get_preset(name) if name is not None else None
             return cls.from_dict(data, base)
         except ValueError as err:
             raise ValueError(f"{source}: {err}") from err
@@ -405,6 +408,6 @@ def get_preset(preset: str, /, **overrides: Any) -> TrainConfig:
 
     Raises ``ValueError`` for an unknown preset (listing the known ones) or a bad override.
     """
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:  # a YAML list is not hashable
         raise ValueError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
     return apply_overrides(PRESETS[preset], overrides)
