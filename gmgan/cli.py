@@ -3,9 +3,9 @@
 Entry points: the ``gmgan`` console script and ``python -m gmgan`` both call :func:`main`. Every
 sub-command has ``--help`` with examples. Errors that gmgan reports (a missing file, a bad value,
 an unknown preset...) print one line ``gmgan: error: ...`` on stderr and exit with status 2; add
-``--debug`` (or set ``GMGAN_DEBUG=1``) for the full traceback. Warnings print as one line
-``gmgan: warning: ...``. ``gmgan sr`` and ``gmgan data fetch`` skip inputs that fail, report them
-at the end and exit with status 1.
+``--debug`` (or set ``GMGAN_DEBUG=1``) for the full traceback. Warnings print as one
+line ``gmgan: warning: ...``. ``gmgan sr`` and ``gmgan data fetch`` skip inputs that
+fail, report them at the end and exit with status 1.
 
 This module is the only one that parses arguments and prints tables; the work is done by
 :mod:`gmgan.infer`, :mod:`gmgan.evaluate`, :mod:`gmgan.train` and :mod:`gmgan.data`.
@@ -61,8 +61,9 @@ _PLAIN_ERRORS = (ValueError, TypeError, OSError, KeyError, RuntimeError, ImportE
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
-    """A warning as ``gmgan: warning: ...`` (no source file, line number or code line: those
-    point into gmgan, not at anything the user gave); ``--debug`` shows the usual form."""
+    """A warning as ``gmgan: warning: ...`` (no source file, line number or code line:
+    those point into gmgan, not at anything the user gave); ``--debug`` keeps the usual
+    form."""
     return f"{PROG}: warning: {message}\n"
 
 
@@ -148,33 +149,39 @@ def _plan_outputs(files: Sequence[Path], out_dir: Path, scale: int, overwrite: b
                   failures: list[tuple[str, str]]) -> list[tuple[Path, Path]]:
     """(input, output) pairs for ``gmgan sr``, decided before anything is written.
 
-    An output that is one of the inputs is never written (reading the input later would give
-    the other result); an existing file is replaced only with ``overwrite``; two inputs with
-    the same stem keep the first. Refused inputs go to ``failures`` with the reason.
+    An output that is one of the inputs is never written (reading the input later would
+    give the other result); an existing file is replaced only with ``overwrite``; of two
+    inputs with the same stem the first is kept. Refused inputs go to ``failures`` with
+    the reason.
     """
     inputs = {f.resolve() for f in files}
     planned: dict[Path, Path] = {}
     for path in files:
         target = out_dir / f"{path.stem}_x{scale}.png"
+        why = None
         if target.resolve() in inputs:
-            failures.append((str(path), f"output {target} is one of the inputs; not overwritten "
-                                        f"(choose another --out-dir)"))
+            why = (f"output {target} is one of the inputs; not overwritten (choose "
+                   f"another --out-dir)")
         elif target.resolve() in planned:
-            failures.append((str(path), f"output {target.name} would overwrite the result of "
-                                        f"{planned[target.resolve()]}"))
+            why = (f"output {target.name} would overwrite the result of "
+                   f"{planned[target.resolve()]}")
         elif (target.exists() or target.is_symlink()) and not overwrite:
-            failures.append((str(path), f"output {target} exists; not overwritten (give "
-                                        f"--overwrite to replace it)"))
+            why = (f"output {target} exists; not overwritten (give --overwrite to "
+                   f"replace it)")
+        if why:
+            failures.append((str(path), why))
         else:
             planned[target.resolve()] = path
     return [(path, target) for target, path in planned.items()]
 
 
 def cmd_sr(args: argparse.Namespace) -> int:
-    """``gmgan sr``: upscale files / folders to ``<out>/<stem>_x<scale>.png``; 1 if any failed.
+    """``gmgan sr``: upscale files / folders to ``<out>/<stem>_x<scale>.png``; 1 if any
+    failed.
 
-    Every input is listed and every output name decided before the first image is written:
-    an output never replaces an input, nor (without ``--overwrite``) any existing file.
+    Every input is listed and every output name decided before the first image is
+    written: an output never replaces an input, nor (without ``--overwrite``) any
+    existing file.
     """
     from tqdm.auto import tqdm
 
@@ -197,7 +204,8 @@ def cmd_sr(args: argparse.Namespace) -> int:
             sr = upscale(model, img, tile=args.tile, overlap=args.overlap, half=args.half,
                          batch_tiles=args.batch_tiles)
             if not args.overwrite and (target.exists() or target.is_symlink()):
-                raise FileExistsError(f"output {target} appeared meanwhile; not overwritten")
+                raise FileExistsError(f"output {target} appeared meanwhile; not "
+                                      f"overwritten")
             write_image(target, sr)
             written += 1
         except Exception as err:  # one bad image must not stop a folder
@@ -383,8 +391,8 @@ def _check_train_set(cfg) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``gmgan train``: build the config (preset <- file <- options) and train; 0 after Ctrl-C
-    or SIGTERM (checkpoint written)."""
+    """``gmgan train``: build the config (preset <- file <- options) and train; 0 after
+    Ctrl-C or SIGTERM (checkpoint written)."""
     cfg = _build_config(args)
     if args.print_config:
         if _is_main_process():
@@ -396,8 +404,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(cfg)
     if _is_main_process():
         if result.interrupted:
-            print(f"stopped by Ctrl-C or SIGTERM; checkpoint written in {result.run_dir}. "
-                  f"Continue with the same command plus --resume.", file=sys.stderr)
+            print(f"stopped by Ctrl-C or SIGTERM; checkpoint written in "
+                  f"{result.run_dir}. Continue with the same command plus --resume.",
+                  file=sys.stderr)
         else:
             print(f"done: {result.run_dir}", file=sys.stderr)
             if result.generator is not None:
@@ -568,8 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
                       f"{PROG} sr photos/ scan.png -o out/ --weights G.safetensors --tile 256 "
                       f"--half",
                       "writes out/<stem>_x4.png for each input; inputs that fail are listed at the",
-                      "end (exit status 1); existing files are kept unless --overwrite, and an",
-                      "input is never overwritten"), cmd_sr)
+                      "end (exit status 1); existing files are kept unless",
+                      "--overwrite, and an input is never overwritten"), cmd_sr)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files and/or folders of images")
     p.add_argument("-o", "--out-dir", required=True, help="output folder (created)")
@@ -643,8 +652,8 @@ def build_parser() -> argparse.ArgumentParser:
                       f"{PROG} train --config my.yaml --resume",
                       f"{PROG} train --preset teach --print-config > my.yaml",
                       "torchrun --nproc_per_node 2 -m gmgan train --preset paper --train-set DIV2K",
-                      "Ctrl-C or SIGTERM (kill, docker stop, Slurm) stops after the current step",
-                      "and writes a checkpoint;",
+                      "Ctrl-C or SIGTERM (kill, docker stop, Slurm) stops after the",
+                      "current step and writes a checkpoint;",
                       "--resume continues"),
             cmd_train)
     from gmgan.presets import PRESETS
@@ -726,9 +735,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gmgan`` command line on ``argv`` (default ``sys.argv[1:]``); returns the exit code.
 
-    0: success (also after Ctrl-C or SIGTERM stopped training cleanly); 1: some inputs failed (``sr``,
-    ``data fetch``); 2: a usage error or a gmgan error (one line on stderr, no traceback unless
-    ``--debug`` / ``GMGAN_DEBUG=1``); 130: interrupted.
+    0: success (also after Ctrl-C or SIGTERM stopped training cleanly); 1: some inputs
+    failed (``sr``, ``data fetch``); 2: a usage error or a gmgan error (one line on
+    stderr, no traceback unless ``--debug`` / ``GMGAN_DEBUG=1``); 130: interrupted.
     """
     parser = build_parser()
     argv = _normalise_options(sys.argv[1:] if argv is None else list(argv))
@@ -742,7 +751,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.formatwarning = _format_warning
         try:
             return int(args.func(args))
-        finally:  # main() may run inside a notebook or a test: leave warnings as they were
+        finally:  # main() may run in a notebook or a test: leave warnings as they were
             warnings.formatwarning = previous_format
     except KeyboardInterrupt:
         if _debug_requested(args):

@@ -252,11 +252,12 @@ def _tiff_channels(path: Path) -> int | None:
 
 
 def alpha_channel(im: Image.Image) -> np.ndarray | None:
-    """The transparency of a decoded PIL image as uint8 ``H x W`` (255 = opaque), or None
-    when it has none.
+    """The transparency of a decoded PIL image as uint8 ``H x W`` (255 = opaque), or
+    None when it has none.
 
-    Covers an alpha channel (RGBA, LA, PA) and the transparency that palette, grey and RGB
-    PNG/GIF files keep outside their pixels (``tRNS``: PIL's ``info["transparency"]``).
+    Covers an alpha channel (RGBA, LA, PA) and the transparency that palette, grey and
+    RGB PNG/GIF files keep outside their pixels (``tRNS``: PIL's
+    ``info["transparency"]``).
     """
     if im.mode in ("RGBA", "LA", "PA"):
         return np.asarray(im.getchannel("A"))
@@ -276,8 +277,8 @@ def read_image(path: PathLike, *, keep_grey: bool = False) -> np.ndarray:
     Returns:
         ``numpy.uint8`` array ``H x W x 3`` (RGB, values 0..255), or ``H x W`` when
         ``keep_grey`` is set and the file has one colour channel. The first frame of a
-        multi-frame file (an animated GIF / PNG / WebP, a multi-page TIFF) is used, with a
-        warning. See the module docstring for the conversions (alpha dropped,
+        multi-frame file (an animated GIF / PNG / WebP, a multi-page TIFF) is used,
+        with a warning. See the module docstring for the conversions (alpha dropped,
         16 bit rounded to 8 bit, EXIF orientation applied); each kind is warned about once per
         process with :class:`ImageConversionWarning`.
 

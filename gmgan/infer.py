@@ -170,12 +170,14 @@ def _autocast(device: torch.device, half: bool | str):
 # ---------------------------------------------------------------------------------------------
 
 def _finite(y: torch.Tensor, half: bool | str) -> torch.Tensor:
-    """``y`` (the model's float output) when every value is finite; else a ValueError, since
-    clipping would turn NaN into black pixels and +-inf into white ones without a word."""
+    """``y`` (the model's float output) when every value is finite; else a ValueError,
+    since clipping would turn NaN into black pixels and +-inf into white ones without a
+    word."""
     if not bool(torch.isfinite(y).all()):
-        hint = (" (half precision may overflow: try without --half / half=False)" if half
-                else " (are the weights from a run that diverged?)")
-        raise ValueError(f"upscale: the generator's output holds NaN or inf values{hint}")
+        hint = (" (half precision may overflow: try without --half / half=False)"
+                if half else " (are the weights from a run that diverged?)")
+        raise ValueError(f"upscale: the generator's output holds NaN or inf "
+                         f"values{hint}")
     return y
 
 
@@ -324,9 +326,9 @@ def upscale(model: ModelLike, image: Image, *, tile: int | None = None, overlap:
         MATLAB-style bicubic (:func:`gmgan.resize.imresize`), clipped, and re-attached.
 
     Raises:
-        ValueError / TypeError: for shapes, dtypes or arguments outside the above, naming the
-            value; ValueError when the model's output holds NaN or inf (non-finite weights, or
-            an fp16 overflow with ``half``).
+        ValueError / TypeError: for shapes, dtypes or arguments outside the above,
+            naming the value; ValueError when the model's output holds NaN or inf
+            (non-finite weights, or an fp16 overflow with ``half``).
     """
     _check_tiling(tile, overlap)
     if isinstance(batch_tiles, bool) or not isinstance(batch_tiles, int) or batch_tiles < 1:

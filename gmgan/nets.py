@@ -526,8 +526,9 @@ def load_generator(
     Raises:
         FileNotFoundError: no such file.
         CheckpointError: not a checkpoint, an unsafe pickle, another architecture (the message
-            lists the first missing / unexpected keys), a scale other than ``scale``, safetensors
-            metadata that disagrees with the tensors, or weights that are NaN or infinite.
+            lists the first missing / unexpected keys), a scale other than ``scale``,
+            safetensors metadata that disagrees with the tensors, or weights that are
+            NaN or infinite.
     """
     if isinstance(path_or_state_dict, Mapping):
         source, raw, metadata = "the given state dict", path_or_state_dict, {}
@@ -586,8 +587,9 @@ def load_generator(
                   and not bool(torch.isfinite(sd[k]).all())]
     if not_finite:  # such a model outputs NaN everywhere: a black image, not an error
         raise CheckpointError(
-            f"{source}: {len(not_finite)} weight tensor(s) hold NaN or inf values (first: "
-            f"{', '.join(not_finite[:3])}); the training run that wrote them diverged"
+            f"{source}: {len(not_finite)} weight tensor(s) hold NaN or inf values "
+            f"(first: {', '.join(not_finite[:3])}); the training run that wrote them "
+            f"diverged"
         )
     model.load_state_dict({k: v for k, v in sd.items() if k in expected}, strict=False)
     return model.to(device).eval()

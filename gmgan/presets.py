@@ -224,10 +224,12 @@ class TrainConfig:
         return apply_overrides(base if base is not None else cls(), dict(data))
 
     @classmethod
-    def from_yaml(cls, text_or_path: str | os.PathLike, preset: str | None = None) -> TrainConfig:
+    def from_yaml(cls, text_or_path: str | os.PathLike,
+                  preset: str | None = None) -> TrainConfig:
         """Read a config from YAML text or a ``.yaml`` / ``.yml`` file. A file may also hold
-        ``preset: NAME`` to start from that preset instead of the defaults; ``preset`` given
-        here takes precedence (the file's key is then ignored). Every error names the file."""
+        ``preset: NAME`` to start from that preset instead of the defaults; ``preset``
+        given here takes precedence (the file's key is then ignored). Every error names
+        the file."""
         source = "YAML text"
         text = text_or_path
         if isinstance(text_or_path, os.PathLike) or (
@@ -408,6 +410,6 @@ def get_preset(preset: str, /, **overrides: Any) -> TrainConfig:
 
     Raises ``ValueError`` for an unknown preset (listing the known ones) or a bad override.
     """
-    if not isinstance(preset, str) or preset not in PRESETS:  # a YAML list is not hashable
+    if not isinstance(preset, str) or preset not in PRESETS:  # a YAML list: unhashable
         raise ValueError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
     return apply_overrides(PRESETS[preset], overrides)

@@ -491,17 +491,19 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(flag)
 
 
-class GracefulStop:
-    """Context manager: the first Ctrl-C (SIGINT) or SIGTERM only sets ``requested``; the
-    trainer finishes the step, writes a checkpoint and returns. A second Ctrl-C interrupts at
-    once. SIGTERM is what ``kill``, ``docker stop`` and Slurm preemption send (torchrun passes
-    it on to every rank, each of which stops here; the ranks agree on the step through
-    ``env.any_true``); a repeated SIGTERM changes nothing, because the senders repeat it (Slurm
-    signals the workers and torchrun forwards its own copy) and follow it with SIGKILL when
-    they will wait no longer. The previous handlers are restored on exit. Outside the main
-    thread (where signals cannot be caught) it does nothing."""
+# The signals that stop training gracefully, and how messages name them.
+_STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
-    _NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+class GracefulStop:
+    """Context manager: the first Ctrl-C (SIGINT) or SIGTERM only sets ``requested``;
+    the trainer finishes the step, writes a checkpoint and returns. A second Ctrl-C
+    interrupts at once. SIGTERM is what ``kill``, ``docker stop`` and Slurm preemption
+    send (torchrun passes it on to every rank, each of which stops here; the ranks agree
+    on the step through ``env.any_true``). A repeated SIGTERM changes nothing: senders
+    repeat it (Slurm signals the workers and torchrun forwards its own copy) and follow
+    it with SIGKILL when they will wait no longer. The previous handlers are restored on
+    exit. Outside the main thread (where signals cannot be caught) it does nothing."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -515,7 +517,7 @@ class GracefulStop:
                 raise KeyboardInterrupt
             return  # a repeated SIGTERM: the checkpoint is already on its way
         self.requested = True
-        name = self._NAMES.get(signum, f"signal {signum}")
+        name = _STOP_SIGNALS.get(signum, f"signal {signum}")
         again = ("Ctrl-C again to abort without one" if signum == signal.SIGINT
                  else "Ctrl-C to abort without one")
         print(f"\n{name}: finishing this step and writing a checkpoint ({again})",
@@ -523,13 +525,13 @@ class GracefulStop:
 
     def __enter__(self) -> GracefulStop:  # noqa: PYI034
         if threading.current_thread() is threading.main_thread():
-            for signum in self._NAMES:
+            for signum in _STOP_SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handler)
         return self
 
     def __exit__(self, *exc) -> None:
         for signum, previous in self._previous.items():
-            # None: a handler not installed from Python; the default is the best guess then
+            # None: a handler not installed from Python; the default is the best guess
             signal.signal(signum, signal.SIG_DFL if previous is None else previous)
         self._previous = {}
 

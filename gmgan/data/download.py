@@ -17,8 +17,8 @@ Downloads go to the data cache when it is writable, else to ``derived_dir("sets"
 as present when its folder holds the expected number of images, or has the completion marker this
 module writes, or holds every file that the cache's ``MANIFEST.tsv`` lists for that folder (a
 shared cache may carry a subset, e.g. 61 of the 100 Urban100 images). Sets found in a cache with a
-manifest are checked against it (size and sha256 of every file it lists for the set: HR and LR)
-each time they are located; a file is hashed once per process unless it changes.
+manifest are checked against it (size and sha256 of every file it lists for the set: HR
+and LR) each time they are located; a file is hashed once per process unless it changes.
 """
 from __future__ import annotations
 
@@ -364,7 +364,8 @@ def _status(info: DatasetInfo, root: Path) -> tuple[str, int]:
     marker = folder / MARKER_NAME
     if marker.is_file():
         try:
-            if json.loads(marker.read_text()).get("count") == n:  # a mirror may hold a subset
+            # a mirror may hold a subset of a set
+            if json.loads(marker.read_text()).get("count") == n:
                 return ("complete" if info.count in (None, n) else "subset"), n
         except (OSError, ValueError):
             pass  # unreadable marker: judge by the count
@@ -387,7 +388,8 @@ def _search_roots(root: PathLike | None) -> list[Path]:
 
 def _verify(info: DatasetInfo, root: Path) -> None:
     """Check every file of a present set that its cache's manifest lists (HR and the LR
-    folders beside it) against the manifest; unchanged files are hashed once per process."""
+    folders beside it) against the manifest; unchanged files are hashed once per
+    process."""
     from gmgan.data.mirror import set_folder
 
     verify_manifest(root, set_folder(info), recursive=True)

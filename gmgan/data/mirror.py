@@ -96,8 +96,8 @@ def set_files(manifest: dict[str, ManifestEntry], info: DatasetInfo) -> list[Man
 
 
 def _check_images(folder: Path, info: DatasetInfo, base: str) -> None:
-    """Every file of a downloaded HR folder must be an image that PIL can open (an archive
-    install keeps only image files; a mirror's manifest might list anything)."""
+    """Every file of a downloaded HR folder must be an image that PIL can open (an
+    archive install keeps only image files; a mirror's manifest might list anything)."""
     from PIL import Image
 
     from gmgan.data.download import DownloadError
@@ -114,27 +114,29 @@ def _check_images(folder: Path, info: DatasetInfo, base: str) -> None:
             try:
                 with Image.open(path) as im:
                     im.verify()
-            except Exception as exc:  # PIL raises many kinds for a file that is no image
+            except Exception as exc:  # PIL raises many kinds for a file that is not one
                 why = f"not a readable image ({type(exc).__name__})"
         if why:
             bad.append(f"{path.relative_to(folder).as_posix()}: {why}")
     if bad:
-        raise DownloadError(f"data mirror {base}: {len(bad)} file(s) under {info.subdir}/ are not "
-                            f"images; {info.name} was not installed:\n  - " + "\n  - ".join(bad[:5]))
+        raise DownloadError(f"data mirror {base}: {len(bad)} file(s) under "
+                            f"{info.subdir}/ are not images; {info.name} was not "
+                            f"installed:\n  - "
+                            + "\n  - ".join(bad[:5]))
 
 
 def install_from_mirror(info: DatasetInfo, target: Path, base: str, *, progress: bool = True) -> int:
     """Download every file of ``info`` from the mirror at ``base`` and install the set under ``target``.
 
     Returns:
-        the number of HR images installed (fewer than the registry's count: a subset, as a
-        shared cache may hold).
+        the number of HR images installed (fewer than the registry's count: a subset,
+        as a shared cache may hold).
 
     Raises:
         DownloadError / ChecksumError: the mirror lists no file of the set, a file is missing on it
-        (404), has another size or another sha256, a file of the HR folder is not an image, or
-        there are more HR images than the set has; the message names the file or the counts.
-        Nothing is placed in the set's folders then.
+        (404), has another size or another sha256, a file of the HR folder is not an
+        image, or there are more HR images than the set has; the message names the file
+        or the counts. Nothing is placed in the set's folders then.
     """
     from gmgan.data.download import (DownloadError, _count_images, _place, _write_marker,
                                      download)
@@ -178,9 +180,10 @@ def install_from_mirror(info: DatasetInfo, target: Path, base: str, *, progress:
         _check_images(staged_hr, info, base)
         n_hr = _count_images(staged_hr)
         if info.count is not None and n_hr > info.count:
-            raise DownloadError(f"data mirror {base} lists {n_hr} images of {info.name} under "
-                                f"{info.subdir}/, the set has {info.count}; not installed")
-        _write_marker(staged_hr, info, n_hr, base, None)  # fewer: a subset, as gmgan data list says
+            raise DownloadError(f"data mirror {base} lists {n_hr} images of "
+                                f"{info.name} under {info.subdir}/, the set has "
+                                f"{info.count}; not installed")
+        _write_marker(staged_hr, info, n_hr, base, None)  # fewer: a subset
         leaves = sorted({(staged_root / e.path[len(folder) + 1:]).parent for e in entries},
                         key=lambda p: (p == staged_hr, str(p)))
         for leaf in leaves:

@@ -477,13 +477,16 @@ def read_manifest(root: PathLike) -> dict[str, ManifestEntry] | None:
         return None
     if not manifest.is_file():
         return None
-    # Parsed once per process while the file keeps its size and modification time: sets are
-    # checked against it each time they are located.
+    # Parsed once per process while the file keeps its size and modification time (sets
+    # are checked against it each time they are located); see _MATCHED for _RECENT_NS.
     key, seen = os.path.abspath(manifest), (st.st_size, st.st_mtime_ns)
     cached = _PARSED.get(key)
     if cached is None or cached[0] != seen:
-        cached = seen, parse_manifest(manifest.read_text(encoding="utf-8"), str(manifest))
-        _PARSED[key] = cached
+        before = time.time_ns()
+        text = manifest.read_text(encoding="utf-8")
+        cached = seen, parse_manifest(text, str(manifest))
+        if before - st.st_mtime_ns > _RECENT_NS:
+            _PARSED[key] = cached
     return dict(cached[1])
 
 
@@ -521,13 +524,13 @@ def write_manifest(root: PathLike) -> int:
     except hidden files and folders, ``downloads/`` and lock files, so that the folder can be served
     as a data mirror (``GMGAN_DATA_MIRROR``). Returns the number of files listed.
 
-    Symbolic links are not followed out of ``root``: a linked file is listed only when it
-    resolves to a file inside ``root``, and linked folders are not entered (a web server would
-    otherwise serve what they point to). What is left out is named in a warning."""
+    Symbolic links are not followed out of ``root``: a linked file is listed only when
+    it resolves to a file inside ``root``, and linked folders are not entered (a web
+    server would serve what they point to). What is left out is named in a warning."""
     root = Path(root)
     real_root = root.resolve()
     rows, skipped = [], []
-    for folder, dirs, names in os.walk(root):  # followlinks=False: linked folders not entered
+    for folder, dirs, names in os.walk(root):  # not followlinks: linked folders skipped
         dirs[:] = [d for d in dirs if not d.startswith(".")
                    and not (d == "downloads" and Path(folder) == root)]
         skipped += [Path(folder, d) for d in dirs if Path(folder, d).is_symlink()]
@@ -541,11 +544,13 @@ def write_manifest(root: PathLike) -> int:
                 skipped.append(path)
                 continue
             rows.append((rel.as_posix(), path))
-    rows = [f"{rel}\t{sha256_file(path)}\t{path.stat().st_size}" for rel, path in sorted(rows)]
+    rows = [f"{rel}\t{sha256_file(path)}\t{path.stat().st_size}"
+            for rel, path in sorted(rows)]
     if skipped:
         shown = ", ".join(str(p.relative_to(root)) for p in sorted(skipped)[:5])
-        warnings.warn(f"{MANIFEST_NAME} of {root} leaves out {len(skipped)} symbolic link(s) that "
-                      f"lead out of it or to folders: {shown}", stacklevel=2)
+        warnings.warn(f"{MANIFEST_NAME} of {root} leaves out {len(skipped)} symbolic "
+                      f"link(s) that lead out of it or to folders: {shown}",
+                      stacklevel=2)
     tmp = root / f".{MANIFEST_NAME}.tmp"
     tmp.write_text("path\tsha256\tbytes\n" + "".join(r + "\n" for r in rows), encoding="utf-8")
     os.replace(tmp, root / MANIFEST_NAME)
@@ -554,17 +559,18 @@ def write_manifest(root: PathLike) -> int:
 
 def manifest_files(manifest: dict[str, ManifestEntry], subdir: str, *,
                    recursive: bool = False) -> list[ManifestEntry]:
-    """The entries directly inside ``subdir`` (with ``recursive``: at any depth below it),
-    sorted by path."""
+    """The entries directly inside ``subdir`` (with ``recursive``: at any depth below
+    it), sorted by path."""
     prefix = subdir.rstrip("/") + "/"
     return sorted((e for p, e in manifest.items() if p.startswith(prefix)
                    and (recursive or "/" not in p[len(prefix):])), key=lambda e: e.path)
 
 
-# Files whose sha256 matched the manifest in this process: absolute path -> (bytes, mtime in ns,
-# sha256). Such a file is not hashed again until its size or modification time changes. A file
-# modified less than _RECENT_NS before it was hashed is not remembered: a change within the same
-# tick of the file system's clock would leave its mtime as it was (git's "racy clean" case).
+# Files whose sha256 matched the manifest in this process: absolute path -> (bytes,
+# mtime in ns, sha256). Such a file is not hashed again until its size or modification
+# time changes. A file modified less than _RECENT_NS before it was hashed is not
+# remembered: a change within the same tick of the file system's clock would leave its
+# mtime as it was (git's "racy clean" case).
 _MATCHED: dict[str, tuple[int, int, str]] = {}
 _RECENT_NS = 2_000_000_000
 
@@ -582,17 +588,17 @@ def _sha256_matches(path: Path, st: os.stat_result, sha256: str) -> bool:
     return True
 
 
-def verify_manifest(root: PathLike, subdir: str | None = None, *, check_sha256: bool = True,
-                    recursive: bool = False) -> int:
+def verify_manifest(root: PathLike, subdir: str | None = None, *,
+                    check_sha256: bool = True, recursive: bool = False) -> int:
     """Check files of a data cache against its ``MANIFEST.tsv``.
 
     Args:
         root: data cache root holding ``MANIFEST.tsv``.
         subdir: only check the files directly inside this folder (relative POSIX path, e.g.
             ``benchmark/Set5/HR``); None checks every listed file.
-        check_sha256: also hash each file (otherwise only existence and size are checked). A
-            file that matched before in this process and has kept its size and modification
-            time is not hashed again.
+        check_sha256: also hash each file (otherwise only existence and size are
+            checked). A file that matched before in this process and has kept its size
+            and modification time is not hashed again.
         recursive: with ``subdir``, check the files at any depth below it (e.g.
             ``benchmark/Set5``: HR and every LR folder).
 
@@ -606,8 +612,8 @@ def verify_manifest(root: PathLike, subdir: str | None = None, *, check_sha256: 
     manifest = read_manifest(root)
     if manifest is None:
         return 0
-    entries = (manifest_files(manifest, subdir, recursive=recursive) if subdir is not None
-               else list(manifest.values()))
+    entries = (list(manifest.values()) if subdir is None
+               else manifest_files(manifest, subdir, recursive=recursive))
     problems = []
     for entry in entries:
         path = Path(root, *entry.path.split("/"))
@@ -616,7 +622,8 @@ def verify_manifest(root: PathLike, subdir: str | None = None, *, check_sha256: 
             continue
         st = path.stat()
         if st.st_size != entry.bytes:
-            problems.append(f"SIZE    {entry.path}: {st.st_size} bytes, manifest says {entry.bytes}")
+            problems.append(f"SIZE    {entry.path}: {st.st_size} bytes, manifest says "
+                            f"{entry.bytes}")
         elif check_sha256 and not _sha256_matches(path, st, entry.sha256):
             problems.append(f"SHA256  {entry.path}: {sha256_file(path)}, manifest says "
                             f"{entry.sha256}")

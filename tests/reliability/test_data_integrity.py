@@ -1,15 +1,16 @@
 """What gmgan scores and installs is what the manifests say (issue 22).
 
-Here: a test set's LR files are checked against the cache's ``MANIFEST.tsv`` as its HR files are
-(an LR file changed but still decodable is refused, by ``load_benchmark`` and ``gmgan eval``,
-naming the file), also when it changes after a first check in the same process, while unchanged
-files are hashed once per process; a mirror install counts the HR images and refuses files that
-are no images, and installs a smaller set as a subset; ``gmgan data manifest`` does not follow
-symbolic links out of the folder.
+Here: a test set's LR files are checked against the cache's ``MANIFEST.tsv`` as its HR
+files are (an LR file changed but still decodable is refused, by ``load_benchmark`` and
+``gmgan eval``, naming the file), also when it changes after a first check in the same
+process, while unchanged files are hashed once per process; a mirror install counts the
+HR images and refuses files that are no images, and installs a smaller set as a subset;
+``gmgan data manifest`` does not follow symbolic links out of the folder.
 
-Covered elsewhere (not repeated): HR files against the manifest (tests/data/test_download.py:
-test_fetch_checks_the_manifest_of_a_present_set); a mirror's 404, short and corrupt files
-(tests/data/test_mirror.py: test_bad_mirror_fails_naming_the_file_and_leaves_no_partial_set).
+Covered elsewhere (not repeated): HR files against the manifest
+(tests/data/test_download.py: test_fetch_checks_the_manifest_of_a_present_set); a
+mirror's 404, short and corrupt files (tests/data/test_mirror.py:
+test_bad_mirror_fails_naming_the_file_and_leaves_no_partial_set).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from gmgan.cli import main
 from gmgan.data import load_benchmark
 from gmgan.data.download import DownloadError, list_datasets, locate, require
 from gmgan.data.mirror import MIRROR_ENV
-from gmgan.data.registry import MANIFEST_NAME, ManifestError, read_manifest, write_manifest
+from gmgan.data.registry import ManifestError, read_manifest, write_manifest
 from gmgan.imageio import read_image, write_image
 from gmgan.resize import imresize
 
@@ -45,7 +46,8 @@ def _fake_set5(root: Path, names=SET5) -> None:
     for name in names:
         hr = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
         write_image(root / "benchmark/Set5/HR" / f"{name}.png", hr)
-        write_image(root / "benchmark/Set5/LR_bicubic/X4" / f"{name}x4.png", imresize(hr, 1 / 4))
+        lr = root / "benchmark/Set5/LR_bicubic/X4" / f"{name}x4.png"
+        write_image(lr, imresize(hr, 1 / 4))
 
 
 def _age(root: Path, seconds: float = 3600) -> None:
@@ -87,7 +89,8 @@ def test_a_changed_lr_file_is_refused_before_scoring(cache, capsys):
 def test_unchanged_files_are_hashed_once_per_process(cache, monkeypatch):
     hashed = []
     real = registry.sha256_file
-    monkeypatch.setattr(registry, "sha256_file", lambda path, *a: hashed.append(path) or real(path, *a))
+    monkeypatch.setattr(registry, "sha256_file",
+                        lambda path, *a: hashed.append(path) or real(path, *a))
     load_benchmark("Set5")
     assert len(hashed) == 10  # 5 HR + 5 LR
     hashed.clear()
@@ -100,8 +103,8 @@ def test_unchanged_files_are_hashed_once_per_process(cache, monkeypatch):
 
 
 def test_a_file_written_just_before_its_check_is_hashed_again(cache, monkeypatch):
-    """A file modified within the last seconds is not remembered: a same-size change within
-    one tick of the file system's clock would keep its modification time."""
+    """A file modified within the last seconds is not remembered: a same-size change
+    within one tick of the file system's clock would keep its modification time."""
     hr = cache / "benchmark/Set5/HR/baby.png"
     os.utime(hr)  # just now
     load_benchmark("Set5")
@@ -123,8 +126,8 @@ class _Quiet(SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def serve(tmp_path, monkeypatch):
-    """serve(folder): write its manifest, serve it over HTTP and point GMGAN_DATA_MIRROR at it;
-    GMGAN_DATA is an empty cache."""
+    """serve(folder): write its manifest, serve it over HTTP and point
+    GMGAN_DATA_MIRROR at it; GMGAN_DATA is an empty cache."""
     servers = []
     monkeypatch.setenv("GMGAN_DATA", str(tmp_path / "empty-cache"))
     monkeypatch.delenv("GMGAN_OFFLINE", raising=False)
@@ -179,11 +182,13 @@ def test_data_manifest_does_not_follow_links_out_of_the_folder(tmp_path, capsys)
     _fake_set5(root, SET5[:1])
     (root / "benchmark/Set5/HR/secret.png").symlink_to(outside / "secret.txt")
     (root / "benchmark/linked").symlink_to(outside, target_is_directory=True)
-    (root / "benchmark/Set5/HR/again.png").symlink_to(root / "benchmark/Set5/HR/baby.png")
-    with pytest.warns(UserWarning, match=r"leaves out 2 symbolic link\(s\).*secret.png"):
+    hr = root / "benchmark/Set5/HR"
+    (hr / "again.png").symlink_to(hr / "baby.png")  # inside: listed
+    with pytest.warns(UserWarning,
+                      match=r"leaves out 2 symbolic link\(s\).*secret.png"):
         assert main(["data", "manifest", str(root)]) == 0
     listed = sorted(read_manifest(root))
     assert listed == ["benchmark/Set5/HR/again.png", "benchmark/Set5/HR/baby.png",
                       "benchmark/Set5/LR_bicubic/X4/babyx4.png"]
     assert not any("secret" in p or "linked" in p for p in listed)
-    assert (root / MANIFEST_NAME).is_file()
+    assert (root / registry.MANIFEST_NAME).is_file()

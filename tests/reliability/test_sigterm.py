@@ -1,7 +1,7 @@
-"""SIGTERM (``kill``, ``docker stop``, Slurm preemption) stops training as Ctrl-C does (issue 22):
-the step is finished, a checkpoint written, the resume hint printed, exit status 0; the same for
-every rank under torchrun, which passes the signal on. A repeated SIGTERM changes nothing; the
-previous signal handlers are back after training.
+"""SIGTERM (``kill``, ``docker stop``, Slurm preemption) stops training as Ctrl-C does
+(issue 22): the step is finished, a checkpoint written, the resume hint printed, exit
+status 0; the same for every rank under torchrun, which passes the signal on. A repeated
+SIGTERM changes nothing; the previous signal handlers are back after training.
 
 Covered elsewhere (not repeated): Ctrl-C of a real process and kill -9 at any moment
 (test_crash_recovery.py: test_kill_9_anywhere_and_ctrl_c_then_resume); exact resume
@@ -25,11 +25,19 @@ from gmgan.train_utils import GracefulStop
 pytestmark = pytest.mark.timeout(600)
 
 ENDLESS = 100_000  # never reached: the signal ends the run
+# No periodic checkpoint: the one on disk after the signal is the one the signal made.
+TRAIN = tiny_cli_args(phase="pretrain", pretrain_iters=ENDLESS, ckpt_every=1000)
+STOPPING = "SIGTERM: finishing this step and writing a checkpoint"
 
 
 def _newest_complete(ckpts: Path) -> int:
     done = [p for p in list_checkpoints(ckpts) if (p / "manifest.json").is_file()]
     return max((int(p.name.split("_")[1]) for p in done), default=0)
+
+
+def _two_steps_logged(run: Path):
+    log = run / "pretrain" / "log.jsonl"
+    return lambda: log.is_file() and log.read_text().count("\n") >= 2
 
 
 def test_graceful_stop_catches_sigterm_and_restores_the_handlers():
@@ -55,14 +63,10 @@ def test_graceful_stop_catches_sigterm_and_restores_the_handlers():
 def test_sigterm_checkpoints_and_exits_0_then_resumes(tmp_path, samples_ready):
     run = tmp_path / "run"
     ckpts = run / "pretrain" / "checkpoints"
-    args = ["train", *tiny_cli_args(phase="pretrain", pretrain_iters=ENDLESS, ckpt_every=1000),
-            "--out-dir", str(run)]
     log = tmp_path / "out.txt"
-    proc = gmgan_process(args, log)
-    try:  # the first step is logged: training is under way, no periodic checkpoint yet
-        wait_for(lambda: (run / "pretrain" / "log.jsonl").is_file()
-                 and (run / "pretrain" / "log.jsonl").read_text().count("\n") >= 2, 300,
-                 "two logged steps", proc)
+    proc = gmgan_process(["train", *TRAIN, "--out-dir", str(run)], log)
+    try:
+        wait_for(_two_steps_logged(run), 300, "two logged steps", proc)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=180)
     finally:
@@ -70,14 +74,14 @@ def test_sigterm_checkpoints_and_exits_0_then_resumes(tmp_path, samples_ready):
         proc.wait()
     text = log.read_text()
     assert code == 0, text[-3000:]
-    assert "SIGTERM: finishing this step and writing a checkpoint" in text
+    assert STOPPING in text
     assert "Traceback" not in text and "--resume" in text
     stopped = int(re.search(r"stopped at step (\d+) of", text).group(1))
     assert stopped >= 2 and _newest_complete(ckpts) == stopped  # nothing lost
 
     log2 = tmp_path / "out2.txt"
-    proc = gmgan_process(args[:-2] + ["--out-dir", str(run), "--resume",
-                                      f"--pretrain-iters={stopped + 1}"], log2)
+    proc = gmgan_process(["train", *TRAIN, "--out-dir", str(run), "--resume",
+                          f"--pretrain-iters={stopped + 1}"], log2)
     try:
         code = proc.wait(timeout=300)
     finally:
@@ -87,29 +91,29 @@ def test_sigterm_checkpoints_and_exits_0_then_resumes(tmp_path, samples_ready):
     assert (run / "pretrain" / "G_ema.safetensors").is_file()
 
 
-def test_sigterm_to_torchrun_stops_every_rank_at_one_checkpoint(tmp_path, samples_ready):
-    """torchrun forwards SIGTERM to both ranks: each finishes the step, they agree on it, rank
-    0 writes its checkpoint and prints the hint, and both exit before torchrun's SIGKILL."""
+def test_sigterm_to_torchrun_stops_every_rank_at_one_checkpoint(tmp_path,
+                                                               samples_ready):
+    """torchrun forwards SIGTERM to both ranks: each finishes the step, they agree on
+    it, rank 0 writes its checkpoint and prints the hint, and both exit before
+    torchrun's SIGKILL."""
     run = tmp_path / "run"
     ckpts = run / "pretrain" / "checkpoints"
     log = tmp_path / "out.txt"
-    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-            "2", "-m", "gmgan", "train",
-            *tiny_cli_args(phase="pretrain", pretrain_iters=ENDLESS, ckpt_every=1000),
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            "--nproc_per_node", "2", "-m", "gmgan", "train", *TRAIN,
             "--out-dir", str(run)]
     with open(log, "ab") as handle:
-        proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env=child_env())
+        proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT,
+                                env=child_env())
     try:
-        wait_for(lambda: (run / "pretrain" / "log.jsonl").is_file()
-                 and (run / "pretrain" / "log.jsonl").read_text().count("\n") >= 2, 300,
-                 "two logged steps", proc)
+        wait_for(_two_steps_logged(run), 300, "two logged steps", proc)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=120)  # torchrun itself reports the signal with a status of its own
+        proc.wait(timeout=120)  # torchrun reports the signal with a status of its own
     finally:
         proc.kill()
         proc.wait()
     text = log.read_text()
-    assert text.count("SIGTERM: finishing this step and writing a checkpoint") == 2, text[-4000:]
+    assert text.count(STOPPING) == 2, text[-4000:]  # one per rank
     stopped = int(re.search(r"stopped at step (\d+) of", text).group(1))
     assert stopped >= 2 and _newest_complete(ckpts) == stopped, text[-4000:]
     assert latest_checkpoint(ckpts).name.endswith(str(stopped))
