@@ -5,8 +5,8 @@ Here: device and ``torch.distributed`` set-up (:func:`setup`), one trainer per r
 survives a resume (:class:`StepSampler`), the generator's moving average (:class:`EMA`), mixed
 precision, the non-finite-loss guard, the out-of-memory guard of the first steps
 (:func:`run_phase`: a batch that does not fit is named, with one that does), logging (JSON lines,
-TensorBoard, tqdm), validation on the benchmark sets, Ctrl-C handling, and :class:`PhaseRun`,
-which ties them together for one phase:
+TensorBoard, tqdm), validation on the benchmark sets, Ctrl-C / SIGTERM handling, and
+:class:`PhaseRun`, which ties them together for one phase:
 ``for step, lr, hr in run.batches(): ...; run.update("G", loss); run.finish_step(step, terms)``.
 
 Reproducibility: everything random in step ``s`` is a pure function of ``(seed, phase, s)``. The
@@ -411,11 +411,20 @@ def first_batch(dataset: Dataset, batch_size: int, seed: int) -> tuple[torch.Ten
     return torch.stack([lr for lr, _ in items]), torch.stack([hr for _, hr in items])
 
 
+def _leave_sigterm_to_the_trainer(worker_id: int) -> None:
+    """DataLoader workers ignore SIGTERM. Slurm and ``kill -- -PGID`` signal every process
+    of a job: a worker ended by it would stop the trainer with an error before
+    :class:`GracefulStop` wrote its checkpoint. The trainer ends its workers itself, and
+    they exit when it dies."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def make_loader(dataset: Dataset, sampler: StepSampler, *, num_workers: int, pin_memory: bool) -> DataLoader:
     """A DataLoader over ``sampler``'s batches: workers prefetch, pinned memory for fast copies."""
     kwargs: dict[str, Any] = {}
     if num_workers > 0:
-        kwargs = {"prefetch_factor": 4, "persistent_workers": False}
+        kwargs = {"prefetch_factor": 4, "persistent_workers": False,
+                  "worker_init_fn": _leave_sigterm_to_the_trainer}
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
                       pin_memory=pin_memory, **kwargs)
 

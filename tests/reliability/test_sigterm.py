@@ -91,6 +91,31 @@ def test_sigterm_checkpoints_and_exits_0_then_resumes(tmp_path, samples_ready):
     assert (run / "pretrain" / "G_ema.safetensors").is_file()
 
 
+def test_sigterm_to_the_process_group_spares_the_loader_workers(tmp_path,
+                                                               samples_ready):
+    """Slurm (and ``kill -- -PGID``) signal every process of the job, DataLoader workers
+    included: they leave SIGTERM to the trainer, which still writes its checkpoint."""
+    run = tmp_path / "run"
+    log = tmp_path / "out.txt"
+    args = [sys.executable, "-m", "gmgan", "train", *TRAIN, "--num-workers", "2",
+            "--out-dir", str(run)]
+    with open(log, "ab") as handle:
+        proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT,
+                                env=child_env(), start_new_session=True)
+    try:
+        wait_for(_two_steps_logged(run), 300, "two logged steps", proc)
+        os.killpg(proc.pid, signal.SIGTERM)
+        code = proc.wait(timeout=180)
+    finally:
+        proc.kill()
+        proc.wait()
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "killed by signal" not in text and "--resume" in text
+    stopped = int(re.search(r"stopped at step (\d+) of", text).group(1))
+    assert _newest_complete(run / "pretrain" / "checkpoints") == stopped
+
+
 def test_sigterm_to_torchrun_stops_every_rank_at_one_checkpoint(tmp_path,
                                                                samples_ready):
     """torchrun forwards SIGTERM to both ranks: each finishes the step, they agree on
