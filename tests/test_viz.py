@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -169,7 +170,7 @@ def test_one_output_holds_the_static_slider_and_the_live_widget(monkeypatch, two
 
 def test_without_ipywidgets_the_output_is_static(monkeypatch, two_images):
     shown = _shown(monkeypatch)
-    monkeypatch.setattr(viz, "_live_widget_available", lambda: False)
+    monkeypatch.setattr(viz.output, "live_widget_available", lambda: False)
     viz.compare(two_images)._ipython_display_()
     assert len(shown) == 1 and set(shown[0][0]) == {"text/plain", "text/html"}
 
@@ -187,14 +188,19 @@ def _contrast(a: str, b: str) -> float:
 
 def test_buttons_set_both_colours_with_readable_contrast(two_images):
     """A button must not inherit the page's text colour (white on light grey in dark mode)."""
-    css = viz._buttons_css("x", "gmgan-ba-btn")
+    css = viz.output.asset("buttons.css").replace("__UID__", "x").replace("__BUTTON__", "gmgan-ba-btn")
     plain = re.search(r"\.gmgan-ba-btn \{[^}]*background: (#[0-9a-f]{6}); color: (#[0-9a-f]{6})", css)
     on = re.search(r"\.gmgan-on \{background: (#[0-9a-f]{6})[^}]*; color: (#[0-9a-f]{6})", css)
     assert plain and on, css
     assert _contrast(*plain.groups()) >= 7 and _contrast(*on.groups()) >= 4.5
     html_text = viz.compare(two_images).to_html()
     assert "#gmgan-ba-" in html_text and "color: #555" not in html_text and "color: #666" not in html_text
-    assert viz._MUTED == "inherit"  # labels follow the output area's own text colour
+    # labels and notes follow the output area's own text colour, in every slider's CSS
+    assert viz.output.MUTED == "inherit"
+    for kind in ("compare", "sweep"):
+        css = viz.output.asset(f"{kind}.css")
+        text_rules = re.findall(r"-(?:label|note|key|name) \{[^}]*[^-]color: ([^;}]+)", css)
+        assert text_rules and set(text_rules) == {viz.output.MUTED}, (kind, text_rules)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -460,3 +466,23 @@ def test_static_slider_offers_a_pixel_and_a_smooth_zoom(two_images):
     assert 'data-render="pixels"' in page and 'data-render="smooth"' in page
     assert '"renderings":{"pixels":"pixelated","smooth":"auto"}' in page
 
+
+
+# --------------------------------------------------------------------------------------------------
+# The static views' HTML, CSS and JavaScript are package files that tools can read
+
+@pytest.mark.parametrize("kind", ["compare", "sweep"])
+def test_static_assets_are_plain_files_that_parse(kind, tmp_path):
+    css = viz.output.asset(f"{kind}.css") + viz.output.asset("buttons.css")
+    # plain CSS: balanced rule blocks, every rule scoped to the slider's element id
+    assert css.count("{") == css.count("}") > 5
+    rules = [r.strip() for r in re.findall(r"([^{}]+)\{", re.sub(r"/\*.*?\*/", "", css))]
+    assert all(r.startswith("#__UID__") for r in rules), rules
+    html_text = viz.output.asset(f"{kind}.html")
+    assert html_text.count("<div") == html_text.count("</div>")
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: JavaScript syntax not checked")
+    script = tmp_path / f"{kind}.js"
+    script.write_text(viz.output.asset(f"{kind}.js"))
+    subprocess.run([node, "--check", str(script)], check=True, capture_output=True)
