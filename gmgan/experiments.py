@@ -106,8 +106,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], str | None, str]] = {
 }
 
 # Fields that do not change what a run learns or logs (where and how it runs), left out of the key.
+# ``speed`` picks how an update is computed (gmgan.speed): its modes agree to float rounding, and
+# leaving it out keeps the keys of the models trained before the field existed.
 _MECHANICS = frozenset({"name", "out_dir", "resume", "device", "num_workers", "progress", "tensorboard",
-                        "ckpt_every", "keep_last", "on_save_error", "max_bad_steps"})
+                        "ckpt_every", "keep_last", "on_save_error", "max_bad_steps", "speed"})
 # Fields that only one phase reads: left out of the key of a run without that phase.
 _PRETRAIN_ONLY = frozenset({"pretrain_iters", "pretrain_lr", "pretrain_lr_halve_every", "pretrain_betas"})
 _GAN_ONLY = frozenset({"gan_iters", "gan_lr", "critic_lr", "gan_lr_halve_every", "gan_betas", "pretrained_g", "n_critic",
