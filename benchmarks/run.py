@@ -418,9 +418,8 @@ def bench_cpu_train(smoke: bool, threads: int = 2, **_) -> tuple[list[Row], dict
     probe = get_preset("teach")
     src, src_label = _image_source(probe.train_set, smoke)
     cfg = get_preset("teach", device="cpu", num_workers=0, train_set=str(src), **shrink)
-    recipes = [(f"teach, {threads} threads", threads)]
-    if threads != 1:
-        recipes.append(("teach, 1 thread (the shipped models' recipe)", 1))
+    shipped = ("teach, 1 thread (the shipped models' recipe)", 1)
+    recipes = [shipped] if threads == 1 else [(f"teach, {threads} threads", threads), shipped]
     rows: list[Row] = []
     detail: dict = {"config": {k: getattr(cfg, k) for k in ("batch_size", "patch_size", "num_feat",
                                                            "num_block", "num_grow", "d_num_feat",
@@ -616,12 +615,13 @@ def _run(smoke: bool, only: list[str] | None, out_dir: Path, command: str, optio
 
 def _cpu_train_table(detail: dict) -> str:
     c = detail["config"]
-    lines = ["## Training updates on the CPU: default mode against eager fp32", "",
-             f"The real trainer's update rule (`gmgan.train.pretrain_session` / `gan_session`) of the "
-             f"teach preset (batch {c['batch_size']}, {c['patch_size']}² HR patches, RRDB-{c['num_block']} "
-             f"with {c['num_feat']} features, critic {c['d_num_feat']}, l_P on {c['perceptual_layer']} of a "
-             f"{c['perceptual_weights']} VGG19; data: {detail['train_set']}), set up twice in one process and "
-             f"timed interleaved; medians.", "",
+    intro = (f"The real trainer's update rule (`gmgan.train.pretrain_session` / "
+             f"`gan_session`) of the teach preset (batch {c['batch_size']}, "
+             f"{c['patch_size']}² HR patches, RRDB-{c['num_block']} with {c['num_feat']} "
+             f"features, critic {c['d_num_feat']}, l_P on {c['perceptual_layer']} of a "
+             f"{c['perceptual_weights']} VGG19; data: {detail['train_set']}), set up twice "
+             f"in one process and timed interleaved; medians.")
+    lines = ["## Training updates on the CPU: default mode against eager fp32", "", intro, "",
              "| recipe: phase | default (ms) | eager fp32 (ms) | ratio | updates timed | mode |",
              "|---|---:|---:|---:|---:|---|"]
     for key, r in detail["results"].items():
