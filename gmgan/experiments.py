@@ -693,11 +693,17 @@ def teaching_config(variant: str = "gmgan", *, preset: str = "teach", train_set:
     :func:`default_perceptual_weights` where the preset asks for ImageNet weights (``teach`` keeps
     its seeded random VGG19) and ``overrides`` do not say otherwise, the variant's fields,
     ``train_set`` and ``seed``, and last ``overrides``. Phase-2 variants need ``pretrained_g``
-    (the parent's generator; :func:`teaching_run` fills it in)."""
+    (the parent's generator; :func:`teaching_run` fills it in).
+
+    ``speed`` is ``reference`` (eager fp32, how the shipped models were trained: gmgan.speed),
+    so that a model trained again, or notebook 06's live run, repeats the shipped log bit for
+    bit on a CPU like the one that trained them; ``speed="fast"`` in ``overrides`` trains faster, equal to float rounding
+    in phase 1 while phase 2's critic drifts within a few updates (``speed`` is not part of the
+    configuration key)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known variants: {', '.join(VARIANTS)}")
     fields, _, _ = VARIANTS[variant]
-    values: dict[str, Any] = {"seed": seed, **fields}
+    values: dict[str, Any] = {"seed": seed, "speed": "reference", **fields}
     base = get_preset(preset, **fields)
     if "gan" in base.phases() and "perceptual_weights" not in overrides and base.perceptual_weights == "imagenet":
         values["perceptual_weights"] = default_perceptual_weights(preset)  # fetched, or refused
