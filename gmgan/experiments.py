@@ -697,9 +697,9 @@ def teaching_config(variant: str = "gmgan", *, preset: str = "teach", train_set:
 
     ``speed`` is ``reference`` (eager fp32, how the shipped models were trained: gmgan.speed),
     so that a model trained again, or notebook 06's live run, repeats the shipped log bit for
-    bit on a CPU like the one that trained them; ``speed="fast"`` in ``overrides`` trains faster, equal to float rounding
-    in phase 1 while phase 2's critic drifts within a few updates (``speed`` is not part of the
-    configuration key)."""
+    bit on a CPU like the one that trained them, at their one thread; ``speed="fast"`` in
+    ``overrides`` trains faster and rounds differently, which phase 2's critic amplifies within
+    a few updates (``speed`` is not part of the configuration key)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known variants: {', '.join(VARIANTS)}")
     fields, _, _ = VARIANTS[variant]
