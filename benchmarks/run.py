@@ -14,6 +14,10 @@ correctness check beside it; our function and the reference run interleaved):
                  trainer's measured step (table + bar chart)
   5. loader:     128^2 HR patches/s from full images and from sub-images, 0/2/4 workers, decoded-image
                  cache on and off, against full images with 0 workers and no cache
+  6. cpu-train:  the real trainer's phase-1 and phase-2 updates of the teach preset in its default
+                 mode (speed=fast) against eager fp32 (speed=reference), interleaved, at the
+                 benchmark's threads and at 1 thread (the shipped models' recipe); each row checks
+                 one update's losses and weights against eager fp32
 
 The exit status is 1 when any correctness check fails. Goals (in the table) are reported, not enforced.
 Image sets come from GMGAN_DATA; derived files (LR images, sub-images, trainer runs) go to
@@ -22,6 +26,7 @@ GMGAN_DERIVED. Without the image sets, synthetic photo-like images stand in (sai
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -392,6 +397,56 @@ def plot_breakdown(detail: dict, path: Path) -> Path:
     return path
 
 
+# --------------------------------------------------------------------------------------------- 6
+#: Goals of issue 20: the default (fast) update against eager fp32 on the teaching preset.
+CPU_TRAIN_GOALS = {"pretrain": 1.3, "gan": 1.5}
+
+
+def bench_cpu_train(smoke: bool, threads: int = 2, **_) -> tuple[list[Row], dict]:
+    """The real trainer's phase-1 and phase-2 updates of the teaching preset in its default mode
+    (``speed="fast"``) against eager fp32 (``speed="reference"``), interleaved in this process:
+    at the benchmark's thread count, and at 1 thread, the recipe of the shipped teaching models
+    (``gmgan.experiments.ensure_run`` trains them on one thread)."""
+    from benchmarks.cputrain import two_modes
+    from benchmarks.trainstep import _quiet
+    from gmgan.cache import derived_dir
+    from gmgan.presets import get_preset
+    from gmgan.threads import torch_threads
+
+    shrink = {"batch_size": 2, "patch_size": 32, "num_block": 1, "num_feat": 8, "num_grow": 8,
+              "d_num_feat": 8} if smoke else {}
+    probe = get_preset("teach")
+    src, src_label = _image_source(probe.train_set, smoke)
+    cfg = get_preset("teach", device="cpu", num_workers=0, train_set=str(src), **shrink)
+    shipped = ("teach, 1 thread (the shipped models' recipe)", 1)
+    recipes = [shipped] if threads == 1 else [(f"teach, {threads} threads", threads), shipped]
+    rows: list[Row] = []
+    detail: dict = {"config": {k: getattr(cfg, k) for k in ("batch_size", "patch_size", "num_feat",
+                                                           "num_block", "num_grow", "d_num_feat",
+                                                           "perceptual_layer", "perceptual_weights")},
+                    "train_set": src_label, "results": {}}
+    for label, n in recipes:
+        for phase in ("pretrain", "gan"):
+            repeat = 2 if smoke else (25 if phase == "pretrain" else 15)
+            with torch_threads(n), _quiet(), two_modes(cfg, phase, derived_dir("bench", "cpu-train")) as modes:
+                check = modes.check()
+                ms = modes.time(repeat=repeat, warmup=2)
+                plan = modes.plan.describe()
+            name = "phase-1" if phase == "pretrain" else "phase-2"
+            goal = CPU_TRAIN_GOALS[phase]
+            ratio = ms["reference"] / ms["fast"]
+            _log(f"cpu-train {label} {name}: fast {ms['fast']:.1f} ms, eager fp32 {ms['reference']:.1f} ms "
+                 f"({ratio:.2f}x); {check.text()}")
+            detail["results"][f"{label}: {name}"] = {"threads": n, "plan": plan, "ms": ms, "repeat": repeat,
+                                                    **dataclasses.asdict(check)}
+            rows.append(Row("cpu-train", f"{label}: {name} update (batch {cfg.batch_size}, "
+                            f"{cfg.patch_size}² patches, RRDB-{cfg.num_block}; {plan})", ms["fast"],
+                            "eager fp32 (speed=reference), same process", ms["reference"], check.text(),
+                            check.ok, f">= {goal:g}x faster than eager fp32",
+                            None if smoke else ratio >= goal))
+    return rows, detail
+
+
 # --------------------------------------------------------------------------------------------- 5
 def bench_loader(smoke: bool, loader_set: str = "Urban100", **_) -> tuple[list[Row], dict]:
     """Patches/s of the training loader: full images vs sub-images, workers, cache on/off."""
@@ -447,6 +502,7 @@ SUITES = {
     "rrdb": bench_rrdb,
     "train-step": bench_train_step,
     "loader": bench_loader,
+    "cpu-train": bench_cpu_train,
 }
 
 
@@ -488,9 +544,32 @@ def run(smoke: bool = False, only: list[str] | None = None, threads: int = 2, ou
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*random VGG19 weights.*")
-            return _run(smoke, only, out_dir, command, options)
+            return _run(smoke, only, out_dir, command, {**options, "threads": threads})
     finally:
         torch.set_num_threads(old_threads)
+
+
+def _earlier_results(json_path: Path, rerun: set[str]) -> tuple[list[Row], dict, str | None]:
+    """The rows and details of the suites NOT in ``rerun`` from an earlier ``json_path``, and
+    a line saying when and under which load they were measured (``--only`` keeps them)."""
+    import json
+
+    if not json_path.is_file():
+        return [], {}, None
+    old = json.loads(json_path.read_text())
+    fields = {f.name for f in dataclasses.fields(Row)}
+    rows = [Row(**{k: v for k, v in r.items() if k in fields}) for r in old.get("rows", [])
+            if r["suite"] not in rerun]
+    kept = list(dict.fromkeys(r.suite for r in rows))
+    details = {name: old[name] for name in kept if name in old}
+    details["seconds"] = {k: v for k, v in old.get("seconds", {}).items() if k in kept}
+    m = old.get("machine", {})
+    load = m.get("load_average")
+    line = (f"Suites {', '.join(kept)}: kept from the run of {m.get('date_utc')} UTC"
+            + (f" (commit {m['git_commit']}" if m.get("git_commit") else " (")
+            + (f", load average {load[0]:.2f} at its start)" if load else ")")
+            + f"; `{old.get('command', 'python -m benchmarks.run')}`." if kept else None)
+    return rows, details, line
 
 
 def _run(smoke: bool, only: list[str] | None, out_dir: Path, command: str, options: dict) -> list[Row]:
@@ -499,30 +578,57 @@ def _run(smoke: bool, only: list[str] | None, out_dir: Path, command: str, optio
     rows: list[Row] = []
     extra: dict = {"command": command, "smoke": smoke,
                    "options": options, "seconds": {}}
-    notes: list[str] = []
+    # --only re-measures some suites: the other suites' rows stay in the files, said as such.
+    kept_rows, kept, kept_line = _earlier_results(out_dir / f"{stem}.json", set(only)) if only else ([], {}, None)
+    extra["seconds"].update(kept.pop("seconds", {}))
+    details: dict = dict(kept)
     for name, fn in SUITES.items():
         if only and name not in only:
+            rows.extend(r for r in kept_rows if r.suite == name)
             continue
         _log(f"{name} ...")
         t0 = time.perf_counter()
         out = fn(smoke, **options)
         extra["seconds"][name] = round(time.perf_counter() - t0, 1)
         if isinstance(out, tuple):
-            out, detail = out
-            extra[name] = detail
+            out, details[name] = out
             if name == "train-step":
                 out_dir.mkdir(parents=True, exist_ok=True)
-                png = plot_breakdown(detail, out_dir / f"{stem}-train-step.png")
-                notes.append(_breakdown_table(detail) + f"\n\n![train-step breakdown]({png.name})")
-            if name == "loader":
-                notes.append(_loader_table(detail))
+                plot_breakdown(details[name], out_dir / f"{stem}-train-step.png")
         rows.extend(out)
+    notes: list[str] = [kept_line] if kept_line else []
+    for name, detail in details.items():
+        extra[name] = detail
+        if name == "train-step":
+            notes.append(_breakdown_table(detail) + f"\n\n![train-step breakdown]({stem}-train-step.png)")
+        if name == "loader":
+            notes.append(_loader_table(detail))
+        if name == "cpu-train":
+            notes.append(_cpu_train_table(detail))
     machine["load_average_end"] = load_average()
     json_path, md_path = write_results(rows, out_dir, stem, machine, extra=extra, notes=notes,
                                        title="gmgan CPU benchmarks" + (" (smoke: tiny sizes, checks only)" if smoke else ""))
     print(md_path.read_text())
     _log(f"wrote {json_path} and {md_path}")
     return rows
+
+
+def _cpu_train_table(detail: dict) -> str:
+    c = detail["config"]
+    intro = (f"The real trainer's update rule (`gmgan.train.pretrain_session` / "
+             f"`gan_session`) of the teach preset (batch {c['batch_size']}, "
+             f"{c['patch_size']}² HR patches, RRDB-{c['num_block']} with {c['num_feat']} "
+             f"features, critic {c['d_num_feat']}, l_P on {c['perceptual_layer']} of a "
+             f"{c['perceptual_weights']} VGG19; data: {detail['train_set']}), set up twice "
+             f"in one process and timed interleaved; medians.")
+    lines = ["## Training updates on the CPU: default mode against eager fp32", "", intro, "",
+             "| recipe: phase | default (ms) | eager fp32 (ms) | ratio | updates timed | mode |",
+             "|---|---:|---:|---:|---:|---|"]
+    for key, r in detail["results"].items():
+        ms = r["ms"]
+        lines.append(f"| {key} | {ms['fast']:.1f} | {ms['reference']:.1f} | "
+                     f"{ms['reference'] / ms['fast']:.2f}x | {r['repeat']} | {r['plan']} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,8 +106,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], str | None, str]] = {
 }
 
 # Fields that do not change what a run learns or logs (where and how it runs), left out of the key.
+# ``speed`` picks how an update is computed (gmgan.speed): its modes agree to float rounding, and
+# leaving it out keeps the keys of the models trained before the field existed.
 _MECHANICS = frozenset({"name", "out_dir", "resume", "device", "num_workers", "progress", "tensorboard",
-                        "ckpt_every", "keep_last", "on_save_error", "max_bad_steps"})
+                        "ckpt_every", "keep_last", "on_save_error", "max_bad_steps", "speed"})
 # Fields that only one phase reads: left out of the key of a run without that phase.
 _PRETRAIN_ONLY = frozenset({"pretrain_iters", "pretrain_lr", "pretrain_lr_halve_every", "pretrain_betas"})
 _GAN_ONLY = frozenset({"gan_iters", "gan_lr", "critic_lr", "gan_lr_halve_every", "gan_betas", "pretrained_g", "n_critic",
@@ -691,11 +693,17 @@ def teaching_config(variant: str = "gmgan", *, preset: str = "teach", train_set:
     :func:`default_perceptual_weights` where the preset asks for ImageNet weights (``teach`` keeps
     its seeded random VGG19) and ``overrides`` do not say otherwise, the variant's fields,
     ``train_set`` and ``seed``, and last ``overrides``. Phase-2 variants need ``pretrained_g``
-    (the parent's generator; :func:`teaching_run` fills it in)."""
+    (the parent's generator; :func:`teaching_run` fills it in).
+
+    ``speed`` is ``reference`` (eager fp32, how the shipped models were trained: gmgan.speed),
+    so that a model trained again, or notebook 06's live run, repeats the shipped log bit for
+    bit on a CPU like the one that trained them, at their one thread; ``speed="fast"`` in
+    ``overrides`` trains faster and rounds differently, which phase 2's critic amplifies within
+    a few updates (``speed`` is not part of the configuration key)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known variants: {', '.join(VARIANTS)}")
     fields, _, _ = VARIANTS[variant]
-    values: dict[str, Any] = {"seed": seed, **fields}
+    values: dict[str, Any] = {"seed": seed, "speed": "reference", **fields}
     base = get_preset(preset, **fields)
     if "gan" in base.phases() and "perceptual_weights" not in overrides and base.perceptual_weights == "imagenet":
         values["perceptual_weights"] = default_perceptual_weights(preset)  # fetched, or refused

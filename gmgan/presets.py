@@ -63,6 +63,7 @@ __all__ = ["CHOICES", "PRESETS", "TrainConfig", "apply_overrides", "get_preset"]
 CHOICES: dict[str, tuple[str, ...]] = {
     "phase": ("pretrain", "gan", "both"),
     "amp": ("none", "bf16", "fp16"),
+    "speed": ("fast", "reference", "auto"),
     "d_norm": ("none", "layer", "batch"),
     "on_save_error": ("stop", "continue"),
     "perceptual_layer": tuple(f"conv{b}_{i}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4))
@@ -142,6 +143,9 @@ class TrainConfig:
     amp: str = _f("none", "mixed precision: none, bf16 (autocast), fp16 (autocast + GradScaler)")
     channels_last: bool = _f(False, "channels-last memory format (faster convs on recent GPUs)")
     compile: bool = _f(False, "torch.compile the generator (not the critic: its gradient penalty needs double backward)")
+    speed: str = _f("fast", "how updates are computed (gmgan.speed): fast (fp32; one generator forward per GAN "
+                            "update, foreach Adam, channels-last on a CPU), reference (eager fp32 as the shipped "
+                            "models were trained), or auto (fast, with bf16 autocast on CPUs with native bf16)")
     log_every: int = _f(100, "log losses, learning rates and gradient norms every N updates")
     val_every: int = _f(5_000, "validate every N updates (0: only at the end of a phase)")
     ckpt_every: int = _f(5_000, "checkpoint every N updates (0: only at the end of a phase)")

@@ -15,7 +15,10 @@ l_GA = -E[D(SR)]. Both use Adam with betas (0, 0.9); learning rates are halved e
 ``gan_lr_halve_every`` updates.
 
 Everything else (devices, mixed precision, several GPUs, the generator's moving average,
-checkpoints and resuming, logging, validation) lives in :mod:`gmgan.train_utils`.
+checkpoints and resuming, logging, validation) lives in :mod:`gmgan.train_utils`; how an update
+is computed (``cfg.speed``: ``fast``, ``reference`` or ``auto``) is said in :mod:`gmgan.speed`
+and on the start-up line. :func:`pretrain_session` and :func:`gan_session` set a phase up and
+return its update rule, which the loop (and ``benchmarks.run --only cpu-train``) calls.
 
 Files, for a run folder ``out_dir`` (default ``<GMGAN_DERIVED>/runs/<name>``)::
 
@@ -30,10 +33,12 @@ batch, each process computes ``batch_size / K`` samples and gradients are averag
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +49,7 @@ from gmgan.checkpoint import list_checkpoints
 from gmgan.losses import GMGANLoss, PerceptualLoss, mse_loss
 from gmgan.nets import Discriminator, RRDBNet, load_generator
 from gmgan.presets import TrainConfig, apply_overrides
+from gmgan.speed import SpeedPlan, plan_speed
 from gmgan.train_utils import (
     BatchTooLarge,
     Env,
@@ -58,7 +64,8 @@ from gmgan.train_utils import (
     setup,
 )
 
-__all__ = ["BatchTooLarge", "TrainResult", "TrainingDiverged", "gan", "pretrain", "train"]
+__all__ = ["BatchTooLarge", "PhaseSession", "TrainResult", "TrainingDiverged", "gan", "gan_session",
+           "pretrain", "pretrain_session", "train"]
 
 
 @dataclass
@@ -183,7 +190,7 @@ def balanced_beta(cfg: TrainConfig, G: torch.nn.Module, perceptual: torch.nn.Mod
 ADAM_EPS = 1e-8
 
 
-def critic_optimizer(D: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
+def critic_optimizer(D: torch.nn.Module, cfg: TrainConfig, plan: SpeedPlan | None = None) -> torch.optim.Adam:
     """The critic's Adam for l_D = delta * l_DA, with epsilon scaled by delta as well.
 
     Adam's step does not change when the loss is multiplied by a constant k, except through eps:
@@ -193,9 +200,12 @@ def critic_optimizer(D: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
     size and the critic would hardly learn. eps * delta makes the delta-weighted critic follow
     exactly the trajectory of the unweighted l_DA with the default eps (BasicSR leaves the critic
     loss unweighted), while l_D stays the paper's delta * l_DA in the logs.
+    ``plan``: the run's speed plan (foreach Adam in the fast modes); None: torch's default Adam.
     """
     eps = ADAM_EPS * cfg.delta if cfg.delta > 0 else ADAM_EPS
     lr = cfg.gan_lr if cfg.critic_lr is None else cfg.critic_lr
+    if plan is not None:
+        return plan.adam(D.parameters(), lr=lr, betas=cfg.gan_betas, eps=eps)
     return torch.optim.Adam(D.parameters(), lr=lr, betas=cfg.gan_betas, eps=eps)
 
 
@@ -221,30 +231,71 @@ def _phase_run(phase: str, cfg: TrainConfig, env: Env, stop: GracefulStop, **kwa
                     **kwargs)
 
 
+def speed_plan(cfg: TrainConfig, env: Env) -> SpeedPlan:
+    """How this run computes its updates (``cfg.speed``, see :mod:`gmgan.speed`)."""
+    return plan_speed(cfg, env.device, distributed=env.distributed)
+
+
+def _to_format(plan: SpeedPlan, *modules: torch.nn.Module) -> None:
+    """Put the networks in the plan's memory format (``Env.place`` did the rest)."""
+    if plan.channels_last:
+        for module in modules:
+            module.to(memory_format=torch.channels_last)
+
+
+@dataclass
+class PhaseSession:
+    """One phase set up for training: ``run`` (the :class:`PhaseRun`) and ``update``, the update
+    rule the trainer's loop calls once per step: ``update(lr, hr) -> terms``, with ``lr`` and
+    ``hr`` float32 (N, 3, h, w) / (N, 3, h*scale, w*scale) batches in [0, 1] on the device;
+    ``terms`` are the loss terms to log (0-d tensors and floats). ``plan`` is the speed plan."""
+
+    run: PhaseRun
+    update: Callable[[torch.Tensor, torch.Tensor], dict[str, Any]]
+    plan: SpeedPlan
+
+
+def _train_loop(session: PhaseSession) -> dict[str, Any]:
+    run = session.run
+    for step, lr, hr in run.batches():
+        run.finish_step(step, session.update(lr, hr))
+    return run.finish()
+
+
 # ---------------------------------------------------------------------- the two phases
 
-def pretrain(cfg: TrainConfig, env: Env, stop: GracefulStop) -> dict[str, Any]:
-    """Phase 1: PSNR-oriented pre-training of G with the pixel MSE only."""
+def pretrain_session(cfg: TrainConfig, env: Env, stop: GracefulStop) -> PhaseSession:
+    """Phase 1 set up (networks, optimiser, resume): the update on the pixel MSE only."""
+    plan = speed_plan(cfg, env)
     torch.manual_seed(cfg.seed)
     G = env.place(build_generator(cfg))
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.pretrain_lr, betas=cfg.pretrain_betas)
-    run = _phase_run("pretrain", cfg, env, stop, total=cfg.pretrain_iters, nets={"G": G},
+    _to_format(plan, G)
+    opt_g = plan.adam(G.parameters(), lr=cfg.pretrain_lr, betas=cfg.pretrain_betas)
+    run = _phase_run("pretrain", plan.apply(cfg), env, stop, total=cfg.pretrain_iters, nets={"G": G},
                      optimizers={"G": opt_g}, halve_every=cfg.pretrain_lr_halve_every)
     G = run.nets["G"]  # the same weights, wrapped for training (DDP, torch.compile)
 
-    for step, lr, hr in run.batches():
+    def update(lr: torch.Tensor, hr: torch.Tensor) -> dict[str, Any]:
         with run.autocast():
             sr = G(lr)
         l_mse = mse_loss(sr, hr)  # l_MSE = mean of (G(LR) - HR)^2: phase 1's only loss
         run.update("G", l_mse)
-        run.finish_step(step, {"mse": l_mse})
-    return run.finish()
+        return {"mse": l_mse}
+
+    return PhaseSession(run, update, plan)
 
 
-def gan(cfg: TrainConfig, env: Env, stop: GracefulStop,
-        perceptual: torch.nn.Module | bool | None = None) -> dict[str, Any]:
-    """Phase 2: G (from phase 1) against a WGAN-GP critic D, with GMGAN's generator loss.
+def pretrain(cfg: TrainConfig, env: Env, stop: GracefulStop) -> dict[str, Any]:
+    """Phase 1: PSNR-oriented pre-training of G with the pixel MSE only."""
+    return _train_loop(pretrain_session(cfg, env, stop))
+
+
+def gan_session(cfg: TrainConfig, env: Env, stop: GracefulStop,
+                perceptual: torch.nn.Module | bool | None = None) -> PhaseSession:
+    """Phase 2 set up (G from phase 1, the critic, the losses, optimisers, resume): the update
+    of G against the WGAN-GP critic D with GMGAN's generator loss.
     ``perceptual``: the l_P network if already built (default: :func:`perceptual_network`)."""
+    plan = speed_plan(cfg, env)
     torch.manual_seed(cfg.seed + 1)
     G = env.place(initial_generator(cfg, env))
     D = env.place(Discriminator(3, num_feat=cfg.d_num_feat, input_size=cfg.patch_size, norm=cfg.d_norm))
@@ -263,36 +314,57 @@ def gan(cfg: TrainConfig, env: Env, stop: GracefulStop,
             print(f"[gan] l_P uses a random VGG19: beta = {cfg.beta:g} x l_Q / l_P = {cfg.beta:g} x "
                   f"{l_q:.4f} / {l_p:.5f} = {criterion.beta:.2f} (balance_random_vgg)",
                   file=sys.stderr, flush=True)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.gan_lr, betas=cfg.gan_betas)
-    opt_d = critic_optimizer(D, cfg)
-    run = _phase_run("gan", cfg, env, stop, total=cfg.gan_iters, nets={"G": G, "D": D},
+    _to_format(plan, G, D, criterion)
+    opt_g = plan.adam(G.parameters(), lr=cfg.gan_lr, betas=cfg.gan_betas)
+    opt_d = critic_optimizer(D, cfg, plan)
+    run = _phase_run("gan", plan.apply(cfg), env, stop, total=cfg.gan_iters, nets={"G": G, "D": D},
                      optimizers={"G": opt_g, "D": opt_d}, halve_every=cfg.gan_lr_halve_every)
-    G, D = run.nets["G"], run.nets["D"]
+    G, D = run.nets["G"], plan.critic(run.nets["D"])
 
-    for step, lr, hr in run.batches():
+    def update(lr: torch.Tensor, hr: torch.Tensor) -> dict[str, Any]:
         # 1. The critic: n_critic updates on l_D = delta * (E[D(SR)] - E[D(HR)] + lambda * GP),
         #    with G fixed. (With n_critic > 1 the critic sees this batch again: G has not moved.)
-        with torch.no_grad(), run.autocast():
-            sr = G(lr)
-        for _ in range(cfg.n_critic):
+        if plan.one_generator_forward:
+            # G's weights do not change before step 2, so this SR is the one step 2 needs too: the
+            # critic reads it detached (GMGANLoss.critic detaches), the generator loss keeps its graph.
             with run.autocast():
+                sr = G(lr)
+        else:
+            with torch.no_grad(), run.autocast():
+                sr = G(lr)
+        for _ in range(cfg.n_critic):
+            # (auto's bf16 leaves the critic's step, double backward included, in fp32.)
+            with contextlib.nullcontext() if plan.fp32_critic else run.autocast():
                 l_d, d_terms = criterion.critic(D, sr, hr, scaler=run.scalers["D"])
             run.update("D", l_d)
 
         # 2. The generator: one update on l_G = alpha*l_MSE + beta*l_P + gamma*l_Q + delta*l_GA.
         #    D's weights are frozen: the gradient of l_GA flows through D into G only.
         with run.autocast(), frozen(run.raw["D"]) as critic:
-            sr = G(lr)
-            l_g, g_terms = criterion.generator(sr, hr, critic=critic)
+            if not plan.one_generator_forward:
+                sr = G(lr)
+            l_g, g_terms = criterion.generator(sr, hr, critic=plan.critic(critic))
         run.update("G", l_g)
+        return {**{k: v for k, v in g_terms.items() if k != "total"}, "l_G": g_terms["total"],
+                "wasserstein": d_terms["wasserstein"], "gp": d_terms["gp"],
+                "l_D": d_terms["total"], "beta": criterion.beta}
 
-        run.finish_step(step, {**{k: v for k, v in g_terms.items() if k != "total"}, "l_G": g_terms["total"],
-                               "wasserstein": d_terms["wasserstein"], "gp": d_terms["gp"],
-                               "l_D": d_terms["total"], "beta": criterion.beta})
-    return run.finish()
+    return PhaseSession(run, update, plan)
+
+
+def gan(cfg: TrainConfig, env: Env, stop: GracefulStop,
+        perceptual: torch.nn.Module | bool | None = None) -> dict[str, Any]:
+    """Phase 2: G (from phase 1) against a WGAN-GP critic D, with GMGAN's generator loss.
+    ``perceptual``: the l_P network if already built (default: :func:`perceptual_network`)."""
+    return _train_loop(gan_session(cfg, env, stop, perceptual))
 
 
 # ---------------------------------------------------------------------- the entry point
+
+def _threads_text() -> str:
+    n = torch.get_num_threads()
+    return f"{n} thread{'s' if n != 1 else ''}"
+
 
 def _check_run_dir(cfg: TrainConfig, env: Env) -> None:
     """Refuse to mix a new run into the checkpoints of an old one unless resuming."""
@@ -365,7 +437,9 @@ def train(cfg: TrainConfig, **overrides: Any) -> TrainResult:
                 error.errno = err.errno
                 raise error from err
             print(f"training {', '.join(cfg.phases())} in {env.run_dir} on {env.device}"
-                  + (f" x {env.world_size} processes" if env.distributed else ""),
+                  + (f" x {env.world_size} processes" if env.distributed else "")
+                  + f" ({speed_plan(cfg, env).describe()}"
+                  + (f", {_threads_text()})" if env.device.type == "cpu" else ")"),
                   file=sys.stderr, flush=True)
         result = TrainResult(run_dir=env.run_dir, config=cfg)
         if env.is_main and cfg.val_sets:

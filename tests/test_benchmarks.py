@@ -29,7 +29,7 @@ def _rows(path: Path) -> list[dict]:
 
 
 def test_cpu_suite_smoke(tmp_path):
-    """All five suites run at tiny sizes, every check passes, JSON + markdown + chart are written.
+    """All six suites run at tiny sizes, every check passes, JSON + markdown + chart are written.
     (Without the image sets, synthetic images stand in; with them, imresize is also checked against
     the MATLAB-made LR files.)"""
     from benchmarks import run
@@ -40,7 +40,7 @@ def test_cpu_suite_smoke(tmp_path):
     failed = [f"{r['suite']} / {r['name']}: {r['check']}" for r in rows if not r["ok"]]
     assert not failed, failed
     assert status == 0
-    assert {r["suite"] for r in rows} == {"gmsd", "imresize", "rrdb", "train-step", "loader"}
+    assert {r["suite"] for r in rows} == {"gmsd", "imresize", "rrdb", "train-step", "loader", "cpu-train"}
     # Every comparison row has a reference timed in the same run, and its times are real numbers.
     for r in rows:
         assert r["ours_ms"] is not None and r["ours_ms"] > 0, r
@@ -54,6 +54,34 @@ def test_cpu_suite_smoke(tmp_path):
     assert "| gmsd |" in md and "Phase-2 iteration" in md and "load average" in md
     png = tmp_path / "cpu-smoke-train-step.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cpu_train_suite_has_checked_rows_per_phase_and_recipe(tmp_path):
+    """``--only cpu-train``: a phase-1 and a phase-2 row for the teach preset at the chosen threads
+    and at 1 thread (the shipped models' recipe), each timed against eager fp32 in the same run
+    and carrying its check and tolerance; the other suites' rows of an earlier run stay."""
+    from benchmarks import run
+    from benchmarks.common import Row, machine_info, write_results
+
+    earlier = Row("gmsd", "an earlier row", 1.0, "a reference", 2.0, "equal (tol 0)", True)
+    write_results([earlier], tmp_path, "cpu-smoke", machine_info(), extra={"command": "earlier"})
+    status = run.main(["--smoke", "--only", "cpu-train", "--threads", "2", "--out", str(tmp_path)])
+    rows = _rows(tmp_path / "cpu-smoke.json")
+    assert [r["name"] for r in rows if r["suite"] == "gmsd"] == ["an earlier row"]
+    train_rows = [r for r in rows if r["suite"] == "cpu-train"]
+    for recipe in ("teach, 2 threads", "teach, 1 thread (the shipped models' recipe)"):
+        for phase, goal in (("phase-1", ">= 1.3x"), ("phase-2", ">= 1.5x")):
+            match = [r for r in train_rows if r["name"].startswith(f"{recipe}: {phase} update")]
+            assert len(match) == 1, (recipe, phase, [r["name"] for r in train_rows])
+            r = match[0]
+            assert r["ok"], r["check"]
+            assert "speed fast" in r["name"] and r["ref_name"].startswith("eager fp32")
+            assert "losses rel." in r["check"] and "weight update rel. L2" in r["check"]
+            assert "(tol " in r["check"] and r["goal"].startswith(goal) and r["goal_met"] is None
+            assert r["ref_ms"] > 0 and r["ours_ms"] > 0
+    assert status == 0
+    md = (tmp_path / "cpu-smoke.md").read_text()
+    assert "kept from the run" in md and "default mode against eager fp32" in md
 
 
 def test_gpu_profile_dry_run(tmp_path):

@@ -172,9 +172,12 @@ def test_existing_run_needs_resume(tmp_path):
         train(tiny(tmp_path, phase="pretrain", pretrain_iters=2))
 
 
-def test_resume_repeats_the_uninterrupted_run_exactly(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("speed", ["fast", "reference"])
+def test_resume_repeats_the_uninterrupted_run_exactly(tmp_path, monkeypatch, capsys, speed):
     """Ctrl-C in phase 1, then a crash in phase 2 after its last checkpoint: resuming twice gives
-    the same logged losses, bit for bit, and the same final weights as one uninterrupted run."""
+    the same logged losses, bit for bit, and the same final weights as one uninterrupted run
+    (in each speed mode: a mode is deterministic, and a resume stays in the run's mode)."""
+    monkeypatch.setitem(TINY, "speed", speed)
     straight = train(tiny(tmp_path, name="straight"))
 
     real_finish_step = tu.PhaseRun.finish_step
@@ -207,6 +210,86 @@ def test_resume_repeats_the_uninterrupted_run_exactly(tmp_path, monkeypatch, cap
             assert all(torch.equal(a[k], b[k]) for k in a), (phase, name)
     again = train(tiny(tmp_path, name="resumed", resume=True))  # everything done: nothing to train
     assert _losses(again.history) == _losses(straight.history)
+
+
+def _one_update(tmp_path, phase, speed, **kw):
+    """A tiny run's first update of ``phase`` in ``speed`` mode, on the phase's first batch:
+    (logged terms as floats, {name: weights after the update}, {name: weights before})."""
+    torch.manual_seed(0)
+    g_path = tmp_path / "G0.safetensors"
+    if not g_path.exists():
+        from gmgan.nets import save_generator
+
+        save_generator(train_mod.build_generator(tiny(tmp_path)), g_path)
+    cfg = tiny(tmp_path, name=f"{phase}-{speed}", phase=phase, speed=speed, pretrained_g=str(g_path), **kw)
+    env = tu.setup(cfg)
+    try:
+        build = train_mod.pretrain_session if phase == "pretrain" else train_mod.gan_session
+        session = build(cfg, env, tu.GracefulStop())
+        seed = tu.phase_seed(cfg.seed, phase)
+        lr, hr = tu.first_batch(train_mod.training_patches(cfg, env, seed), cfg.batch_size, seed)
+        fmt = torch.channels_last if session.run.cfg.channels_last else torch.contiguous_format
+        nets = session.run.raw
+        before = {k: [p.detach().clone() for p in m.parameters()] for k, m in nets.items()}
+        torch.manual_seed(7)
+        terms = session.update(lr.contiguous(memory_format=fmt), hr.contiguous(memory_format=fmt))
+        after = {k: [p.detach().clone() for p in m.parameters()] for k, m in nets.items()}
+        return ({k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in terms.items()},
+                after, before, session.plan)
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("phase", ["pretrain", "gan"])
+def test_the_fast_default_update_matches_eager_fp32(tmp_path, phase):
+    """One update of the default mode (fast: channels-last, one G forward, foreach Adam) against
+    eager fp32 (reference), from the same weights and batch: the loss terms agree to 1e-5
+    relative (floor 1e-6), and the weights' change to 1e-3 relative L2 in phase 1, 2e-2 in phase 2.
+    Adam's first step is about lr * sign(gradient): a weight whose gradient is at rounding level
+    may move the other way, and in phase 2 G's gradient passes through the critic just updated
+    (measured on this tiny run: 7.4e-3 for G; the teach preset's benchmark row shows its own)."""
+    kw = {"perceptual_weights": "random"} if phase == "gan" else {}
+    fast, w_fast, w0_fast, plan = _one_update(tmp_path, phase, "fast", **kw)
+    ref, w_ref, w0_ref, ref_plan = _one_update(tmp_path, phase, "reference", **kw)
+    assert plan.channels_last and plan.one_generator_forward and plan.foreach_adam and plan.amp == "none"
+    assert not (ref_plan.channels_last or ref_plan.one_generator_forward or ref_plan.foreach_adam)
+    assert set(fast) == set(ref) and fast["mse"] > 0
+    for k in ref:
+        assert abs(fast[k] - ref[k]) <= 1e-5 * abs(ref[k]) + 1e-6, (k, fast[k], ref[k])
+    for name in w_ref:
+        assert all(torch.equal(a, b) for a, b in zip(w0_fast[name], w0_ref[name]))  # same start
+        d_fast = torch.cat([(a - b).flatten() for a, b in zip(w_fast[name], w0_fast[name])])
+        d_ref = torch.cat([(a - b).flatten() for a, b in zip(w_ref[name], w0_ref[name])])
+        assert d_ref.norm() > 0
+        assert float((d_fast - d_ref).norm() / d_ref.norm()) < (1e-3 if phase == "pretrain" else 2e-2), name
+
+
+def test_one_generator_forward_is_exact(tmp_path, monkeypatch):
+    """Reusing G(LR) for the critic and the generator loss changes nothing: with the memory
+    format and Adam of the reference mode, phase 2's update is bit-equal to two forwards."""
+    from gmgan.speed import SpeedPlan
+
+    real_plan = train_mod.speed_plan
+
+    def plan(cfg, env):  # the fast plan without channels-last and foreach
+        p = real_plan(cfg, env)
+        return SpeedPlan(p.mode, False, p.one_generator_forward, False, p.amp) if cfg.speed == "fast" else p
+
+    monkeypatch.setattr(train_mod, "speed_plan", plan)
+    fast, w_fast, _, used = _one_update(tmp_path, "gan", "fast", perceptual_weights="random")
+    ref, w_ref, _, _ = _one_update(tmp_path, "gan", "reference", perceptual_weights="random")
+    assert used.one_generator_forward
+    assert fast == ref
+    assert all(torch.equal(a, b) for k in w_ref for a, b in zip(w_fast[k], w_ref[k]))
+
+
+def test_the_start_up_line_names_the_speed_mode(tmp_path, capsys):
+    train(tiny(tmp_path, name="fast", phase="pretrain", pretrain_iters=1))
+    train(tiny(tmp_path, name="ref", phase="pretrain", pretrain_iters=1, speed="reference"))
+    err = capsys.readouterr().err
+    threads = f"{torch.get_num_threads()} thread"
+    assert f"on cpu (speed fast: fp32, channels-last, one G forward per GAN update, foreach Adam, {threads}" in err
+    assert f"on cpu (speed reference: fp32, {threads}" in err
 
 
 def test_a_resumed_phase_counts_the_seconds_before_the_interruption(tmp_path, monkeypatch):
