@@ -22,38 +22,46 @@ def _gen(seed: int = 0) -> torch.Generator:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_8gaussians_on_a_circle_of_radius_2():
+# gan_toy.py of Gulrajani et al.: 8 modes of std 0.02 on a circle of radius 2, then / 1.414;
+# 25 modes of std 0.05 on the grid {-4, -2, 0, 2, 4}^2, then / 2.828.
+RADIUS, RING_STD = 2 / 1.414, 0.02 / 1.414
+SPACING, GRID_STD = 2 / 2.828, 0.05 / 2.828
+
+
+def test_8gaussians_on_a_circle_as_in_gan_toy():
     n = 16_000
     pts = toy2d.sample_8gaussians(n, generator=_gen())
     assert pts.shape == (n, 2) and pts.dtype == torch.float32
-    # Modes at angles 0, 45, ..., 315 degrees, radius 2 (written out independently of the module).
+    # Modes at angles 0, 45, ..., 315 degrees (written out independently of the module).
     angles = [k * math.pi / 4 for k in range(8)]
-    centres = torch.tensor([[2 * math.cos(a), 2 * math.sin(a)] for a in angles])
+    centres = torch.tensor([[RADIUS * math.cos(a), RADIUS * math.sin(a)] for a in angles])
     dist, which = torch.cdist(pts, centres).min(dim=1)
-    assert dist.max() < 6 * 0.02  # every point sits on one of the 8 narrow modes
+    assert dist.max() < 6 * RING_STD  # every point sits on one of the 8 narrow modes
     counts = torch.bincount(which, minlength=8).float()
     assert (counts - n / 8).abs().max() < 5 * math.sqrt(n / 8)  # equally likely modes
     for k in range(8):
         cluster = pts[which == k]
-        assert torch.allclose(cluster.mean(0), centres[k], atol=0.005)
-        assert cluster.std(0).tolist() == pytest.approx([0.02, 0.02], rel=0.1)
-    assert pts.norm(dim=1).mean().item() == pytest.approx(2.0, abs=0.002)
+        assert torch.allclose(cluster.mean(0), centres[k], atol=0.004)
+        assert cluster.std(0).tolist() == pytest.approx([RING_STD, RING_STD], rel=0.1)
+    assert pts.norm(dim=1).mean().item() == pytest.approx(1.4144, abs=0.002)
     assert torch.allclose(toy2d.mode_centres("8gaussians"), centres, atol=1e-6)
 
 
-def test_25gaussians_on_a_unit_grid():
+def test_25gaussians_on_a_grid_as_in_gan_toy():
     n = 25_000
     pts = toy2d.sample_25gaussians(n, generator=_gen(1))
-    cell = pts.round()  # the nearest grid point, grid {-2, ..., 2}^2 with spacing 1
+    cell = (pts / SPACING).round()  # the nearest grid point, in units of the spacing
     assert cell.min() == -2 and cell.max() == 2
-    offsets = pts - cell
-    assert offsets.abs().max() < 6 * 0.025
-    assert offsets.std(0).tolist() == pytest.approx([0.025, 0.025], rel=0.05)
+    offsets = pts - SPACING * cell
+    assert offsets.abs().max() < 6 * GRID_STD
+    assert offsets.std(0).tolist() == pytest.approx([GRID_STD, GRID_STD], rel=0.05)
     index = ((cell[:, 1] + 2) * 5 + (cell[:, 0] + 2)).long()
     counts = torch.bincount(index, minlength=25).float()
     assert counts.numel() == 25 and (counts - n / 25).abs().max() < 5 * math.sqrt(n / 25)
     grid = {(x, y) for x in range(-2, 3) for y in range(-2, 3)}
-    assert {tuple(c) for c in toy2d.mode_centres("25gaussians").int().tolist()} == grid
+    centres = toy2d.mode_centres("25gaussians") / SPACING
+    assert {tuple(c) for c in centres.round().int().tolist()} == grid
+    assert torch.allclose(centres, centres.round(), atol=1e-5)
 
 
 def test_swissroll_follows_the_spiral():
@@ -182,7 +190,112 @@ def test_training_is_reproducible_and_checks_arguments():
         toy2d.train_toy_gan("wgan-gp", steps=-1)
 
 
+def test_snapshots_do_not_change_the_training():
+    kw = {"steps": 4, "hidden": 8, "n_eval": 16, "seed": 3}
+    plain = toy2d.train_toy_gan("wgan-gp", "8gaussians", **kw)
+    watched = toy2d.train_toy_gan("wgan-gp", "8gaussians", checkpoints=(0, 2, 4), **kw)
+    assert plain.history == watched.history and plain.snapshots == {}
+    assert sorted(watched.snapshots) == [0, 2, 4]
+    assert not torch.equal(watched.snapshots[0], watched.snapshots[4])
+    # the last snapshot is the trained generator on its fixed noise batch
+    noise = torch.randn(16, 2, generator=torch.Generator().manual_seed(3 + 7919))
+    with torch.no_grad():
+        assert torch.equal(watched.snapshots[4], watched.generator(noise))
+    with pytest.raises(ValueError, match="checkpoints"):
+        toy2d.train_toy_gan("wgan-gp", "8gaussians", checkpoints=(5,), **kw)
+
+
+def test_train_all_writes_what_load_results_reads(tmp_path):
+    result = toy2d.train_all(tmp_path, seeds=(0, 1), steps=2, every=1, hidden=8, n_eval=32,
+                             datasets=("8gaussians", "swissroll"), kinds=("wgan-gp",))
+    metrics, samples = toy2d.load_results(tmp_path)
+    assert metrics == result
+    assert sorted(samples) == [(d, "wgan-gp", s) for d in ("8gaussians", "swissroll")
+                               for s in (0, 1)]
+    assert metrics["settings"]["lam"] == 0.1 and metrics["settings"]["lr"]["wgan-gp"] == 1e-3
+    run = metrics["runs"][0]
+    assert [c["step"] for c in run["curve"]] == [0, 1, 2]
+    ref = toy2d.sample_toy("8gaussians", 32, generator=torch.Generator().manual_seed(12345))
+    final = samples["8gaussians", "wgan-gp", 0]
+    assert final.shape == (32, 2) and final.dtype == torch.float32
+    assert run["curve"][-1] == {"step": 2, **toy2d.toy_scores(final, "8gaussians", ref)}
+    with pytest.raises(FileNotFoundError, match="metrics.json"):
+        toy2d.load_results(tmp_path / "nothing")
+
+
+def test_final_scores_keeps_complete_seeds_and_mean_interval():
+    def run(data, kind, seed, energy):
+        return {"data": data, "kind": kind, "seed": seed,
+                "curve": [{"step": 0, "energy": 9.0}, {"step": 5, "energy": energy}]}
+
+    metrics = {"runs": [run("swissroll", "a", 0, 1.0), run("swissroll", "b", 0, 2.0),
+                        run("swissroll", "a", 1, 3.0), run("swissroll", "b", 1, 4.0),
+                        run("swissroll", "a", 2, 5.0)]}  # seed 2 lacks kind "b"
+    table = toy2d.final_scores(metrics)
+    assert table == {("swissroll", "a", "energy"): [1.0, 3.0],
+                     ("swissroll", "b", "energy"): [2.0, 4.0]}
+    # values 1, 2, 3: mean 2, sd 1, t_{0.975, 2} = 4.303 (statistical tables)
+    mean, half = toy2d.mean_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.303 / math.sqrt(3), rel=1e-3)
+    with pytest.raises(ValueError, match="at least 2"):
+        toy2d.mean_interval([1.0])
+
+
 def test_thread_setting_is_restored():
     before = torch.get_num_threads()
     toy2d.train_toy_gan("wgan-clip", "8gaussians", steps=1, hidden=8, n_eval=8)
     assert torch.get_num_threads() == before
+
+
+def test_networks_start_as_in_gan_toy():
+    """He-uniform ReLU layers, a Glorot-uniform last layer, zero biases (tflib's 'he' and
+    default initialisations): the weights' standard deviations match those formulas."""
+    torch.manual_seed(0)
+    critic = toy2d.ToyCritic(hidden=512, depth=3)
+    linears = [m for m in critic.net if isinstance(m, nn.Linear)]
+    assert [tuple(m.weight.shape) for m in linears] == [(512, 2), (512, 512), (512, 512), (1, 512)]
+    for m in linears[1:3]:
+        assert m.weight.std().item() == pytest.approx(math.sqrt(2 / 512), rel=0.01)
+        bound = math.sqrt(3 * 2 / 512)
+        assert m.weight.abs().max().item() <= bound and m.weight.abs().max() > 0.99 * bound
+    assert linears[3].weight.std().item() == pytest.approx(math.sqrt(2 / 513), rel=0.1)
+    assert all(m.bias.abs().max() == 0 for m in linears)
+
+
+# ---------------------------------------------------------------------------------------------
+# Coverage measures
+# ---------------------------------------------------------------------------------------------
+
+
+def test_energy_distance_closed_forms():
+    a, b = torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]])
+    # point masses at a and b (two copies each): 2 |a - b| = 10
+    assert toy2d.energy_distance(a.repeat(2, 1), b.repeat(2, 1)) == pytest.approx(10.0)
+    # samples at {a, b} vs the same: 2 * 2.5 - 5 - 5 = -5 with the U-statistics (the within-
+    # sample means skip the zero diagonal: each point's one partner is 5 away)
+    pair = torch.cat([a, b])
+    assert toy2d.energy_distance(pair, pair) == pytest.approx(2 * 2.5 - 5 - 5)
+    with pytest.raises(ValueError, match="two \\(N, d\\) samples"):
+        toy2d.energy_distance(torch.zeros(5), torch.zeros(5, 2))
+    with pytest.raises(ValueError, match="at least 2"):
+        toy2d.energy_distance(a, pair)
+
+
+def test_energy_distance_sees_missing_modes_and_is_near_zero_for_the_data():
+    n = 1024
+    data = toy2d.sample_8gaussians(n, generator=_gen(1))
+    same = toy2d.sample_8gaussians(n, generator=_gen(2))
+    half = same[same[:, 0] > 0]  # the modes on the right-hand half only
+    blur = same + 0.3 * torch.randn(n, 2, generator=_gen(3))
+    floor = abs(toy2d.energy_distance(same, data))
+    assert floor < 0.01
+    assert toy2d.energy_distance(half, data) > 20 * floor
+    assert toy2d.energy_distance(blur, data) > 5 * floor
+
+
+def test_toy_scores():
+    ref = toy2d.sample_25gaussians(512, generator=_gen(4))
+    pts = toy2d.mode_centres("25gaussians")[:10].repeat(20, 1)  # 10 of 25 modes, exactly
+    scores = toy2d.toy_scores(pts, "25gaussians", ref)
+    assert scores["modes"] == 10 and scores["near"] == 1.0 and scores["energy"] > 0.1
+    assert set(toy2d.toy_scores(ref[:50], "swissroll", ref)) == {"energy"}
