@@ -78,8 +78,8 @@ def main() -> None:
     parser.add_argument("--adversarial", type=float, default=0.05)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--lr-critic", type=float, default=1e-3)
-    parser.add_argument("--gan-lr", type=float, default=None, help="default: --lr")
-    parser.add_argument("--n-critic", type=int, default=1)
+    parser.add_argument("--gan-lr", type=float, default=2e-4)
+    parser.add_argument("--n-critic", type=int, default=2)
     parser.add_argument("--head", type=int, default=8)
     parser.add_argument("--peak", type=float, default=0.2)
     parser.add_argument("--width", type=float, default=0.06)
@@ -141,7 +141,7 @@ def main() -> None:
                 adversarial=args.adversarial,
                 critic=critic,
                 n_critic=args.n_critic,
-                lr=args.gan_lr or args.lr,
+                lr=args.gan_lr,
                 lr_critic=args.lr_critic,
                 seed=seed,
             )
