@@ -5,6 +5,8 @@
   MATLAB ``ssim_index`` (11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, L = 255, valid region,
   no downsampling). Computed in float64.
 * ``gmsd``: Gradient Magnitude Similarity Deviation, through :func:`gmgan.losses.gmsd`.
+* ``hf_energy_ratio``: the luminance power above a radial frequency cutoff (1/4 of
+  Nyquist by default) of SR over that of HR; ``radial_power_spectrum`` for plots.
 * ``niqe`` and ``pi``: no-reference, through pyiqa, with their model files taken from the local data
   cache or pyiqa's cache, else downloaded by pyiqa where the network allows (:func:`pi_available`
   tells without downloading).
@@ -55,10 +57,12 @@ __all__ = [
     "NRQM_MODEL_FILE",
     "MissingModelFile",
     "gmsd",
+    "hf_energy_ratio",
     "niqe",
     "pi",
     "pi_available",
     "psnr",
+    "radial_power_spectrum",
     "ssim",
 ]
 
@@ -448,3 +452,173 @@ def match_channel_means(sr: np.ndarray, hr: np.ndarray) -> np.ndarray:
     sr_f, hr_f = _rgb_pair(sr, hr)
     shifted = sr_f - (sr_f - hr_f).reshape(-1, 3).mean(axis=0)
     return np.clip(np.floor(shifted + 0.5), 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------
+# Spectra: high-frequency energy
+# --------------------------------------------------------------------------------------
+# How the spectrum is taken (both functions below):
+# * the luminance is the Y of BT.601 YCbCr (as psnr; grey images follow ``grey``), in
+#   grey levels;
+# * a separable 2-D Hann window (numpy.hanning, zero at the borders) multiplies the
+#   image, because a finite image is not periodic: without a window its left/right and
+#   top/bottom seams are edges that put energy on the frequency axes, the same in SR and
+#   HR, which would pull every ratio towards 1. ``window="none"`` gives the plain
+#   periodogram (exact for periodic images);
+# * the window-weighted mean is removed first, so the DC bin of the windowed image is
+#   exactly 0;
+# * power per bin is |FFT|^2 / sum(window^2): a power spectral density whose mean over
+#   all bins is the (windowed) variance, so white noise of variance s^2 gives s^2 in
+#   every bin on average;
+# * frequencies are radial, |f| = sqrt(fx^2 + fy^2) in cycles per pixel (Nyquist is
+#   0.5), so the cutoff is a circle; the corners beyond 0.5 (diagonal frequencies up to
+#   0.707) count as above it.
+
+Window = Literal["hann", "none"]
+#: Nyquist frequency in cycles per pixel.
+NYQUIST = 0.5
+
+
+def _luminance_planes(x: np.ndarray, grey: Grey) -> np.ndarray:
+    """(N, C, H, W) float64 on 0..255 -> (N, H, W) Y of BT.601 YCbCr (16..235)."""
+    return _luma(x, True, grey, False)[:, 0]
+
+
+def _check_window(window: str) -> None:
+    if window not in ("hann", "none"):
+        raise ValueError(f"window must be 'hann' or 'none', got {window!r}")
+
+
+def _power_spectra(y: np.ndarray, window: Window) -> np.ndarray:
+    """(N, H, W) luminance -> (N, H, W) power per FFT bin (numpy.fft order); see the
+    notes above."""
+    h, w = y.shape[-2:]
+    if window == "hann":
+        win = np.outer(np.hanning(h), np.hanning(w))
+    else:
+        win = np.ones((h, w))
+    mean = (y * win).sum(axis=(1, 2), keepdims=True) / win.sum()
+    spectrum = np.fft.fft2((y - mean) * win)
+    return np.abs(spectrum) ** 2 / np.square(win).sum()
+
+
+def _radial_frequency(h: int, w: int) -> np.ndarray:
+    """(H, W) |f| in cycles per pixel for numpy.fft's bin order."""
+    fy, fx = np.fft.fftfreq(h), np.fft.fftfreq(w)
+    return np.hypot(fy[:, None], fx[None, :])
+
+
+def hf_energy_ratio(
+    sr: Image,
+    hr: Image,
+    cutoff: float = 0.25,
+    *,
+    window: Window = "hann",
+    crop_border: int = 0,
+    grey: Grey = GREY_DEFAULT,
+) -> float | torch.Tensor:
+    """High-frequency energy of SR relative to HR: luminance power above ``cutoff`` x
+    Nyquist.
+
+    ratio = sum of P_sr(f) over |f| > cutoff * 0.5  /  the same sum of P_hr, where P is
+    the power spectrum of the Y channel (BT.601, as :func:`psnr`), Hann-windowed with
+    its weighted mean removed (``window="none"``: plain periodogram, mean removed), and
+    |f| the radial frequency in cycles per pixel (a circle, not a square; see the notes
+    above this function). 1 means SR has as much fine detail (or noise) as HR, 0 none;
+    a blurred SR scores below 1, added noise above. With the default cutoff 0.25 the
+    band starts at 0.125 cycles per pixel, the Nyquist frequency of the x4 LR image:
+    what lies above it is what SR has to restore or invent.
+
+    Args:
+        sr, hr: numpy uint8 H x W x 3 / H x W (float arrays in [0, 1]), or float tensors
+            (N, 3|1, H, W) in [0, 1], same shape.
+        cutoff: the band's lower edge as a fraction of Nyquist, in (0, 1].
+        window: "hann" (default) or "none".
+        crop_border: pixels removed from each side first (0: the window already fades
+            them out).
+        grey: how a single-channel image becomes Y (as :func:`psnr`).
+
+    Returns:
+        A float for numpy input; a float64 tensor (N,) on the input's device for
+        tensors.
+
+    Raises:
+        ValueError: hr has no energy above the cutoff (mean power below 1e-12 grey
+            levels^2 per bin, e.g. a flat image), so the ratio is undefined.
+    """
+    if not 0.0 < cutoff <= 1.0:
+        raise ValueError(f"cutoff is a fraction of Nyquist in (0, 1], got {cutoff!r}")
+    _check_window(window)
+    x, y, device = _prepare_pair(sr, hr, crop_border, False, grey, False)
+    x, y = _luminance_planes(x, grey), _luminance_planes(y, grey)
+    high = _radial_frequency(*x.shape[-2:]) > cutoff * NYQUIST
+    energy_sr = _power_spectra(x, window)[:, high].sum(axis=1)
+    energy_hr = _power_spectra(y, window)[:, high].sum(axis=1)
+    # Rounding leaves ~1e-26 of "energy" in a flat image: anything below 1e-12 grey
+    # levels^2 per bin on average is no signal.
+    flat = np.flatnonzero(energy_hr <= 1e-12 * high.sum())
+    if flat.size:
+        raise ValueError(
+            f"hf_energy_ratio: hr image {int(flat[0])} of the batch has no energy "
+            f"above {cutoff} x Nyquist (a flat image?); the ratio is undefined"
+        )
+    return _result(energy_sr / energy_hr, device)
+
+
+def radial_power_spectrum(
+    img: Image,
+    bins: int | None = None,
+    *,
+    window: Window = "hann",
+    crop_border: int = 0,
+    grey: Grey = GREY_DEFAULT,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Radially averaged power spectrum of the luminance, for plots (the spectrum of
+    :func:`hf_energy_ratio`).
+
+    Args:
+        img: numpy uint8 H x W x 3 / H x W (float arrays in [0, 1]), or a float tensor
+            (N, 3|1, H, W) in [0, 1].
+        bins: number of rings of equal width between 0 and Nyquist (0.5 cycles per
+            pixel); default min(H, W) // 2, one FFT bin wide. The corners beyond
+            Nyquist are left out.
+        window, crop_border, grey: as :func:`hf_energy_ratio`.
+
+    Returns:
+        ``(frequency, power)``, numpy float64: the rings' centres in cycles per pixel,
+        shape (B,), and the mean power of the bins in each ring (grey levels^2 of Y per
+        unit frequency area; the mean over all FFT bins is the variance), shape (B,)
+        for a numpy image or (N, B) for a tensor. A ring without an FFT bin (possible
+        when ``bins`` is large) gives NaN.
+    """
+    _check_window(window)
+    if not isinstance(crop_border, (int, np.integer)) or crop_border < 0:
+        raise ValueError(
+            f"crop_border must be a non-negative integer, got {crop_border!r}"
+        )
+    x, device = _as_batch(img, "img")
+    y = _luminance_planes(x, grey)
+    if crop_border:
+        if 2 * crop_border >= min(y.shape[-2:]):
+            raise ValueError(
+                f"crop_border={crop_border} leaves nothing of a {y.shape[-2:]} image"
+            )
+        y = y[:, crop_border:-crop_border, crop_border:-crop_border]
+    h, w = y.shape[-2:]
+    bins = min(h, w) // 2 if bins is None else bins
+    if not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    edges = np.linspace(0.0, NYQUIST, bins + 1)
+    radius = _radial_frequency(h, w)
+    ring = np.digitize(radius, edges) - 1  # ring index; == bins beyond Nyquist
+    ring[radius == NYQUIST] = bins - 1  # the edge itself belongs to the last ring
+    power = _power_spectra(y, window).reshape(len(y), -1)
+    ring = ring.ravel()
+    inside = ring < bins
+    counts = np.bincount(ring[inside], minlength=bins)
+    sums = np.stack(
+        [np.bincount(ring[inside], weights=p[inside], minlength=bins) for p in power]
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = sums / counts
+    return 0.5 * (edges[:-1] + edges[1:]), (mean[0] if device is None else mean)

@@ -284,3 +284,166 @@ def test_channel_offsets_and_mean_matching():
     np.testing.assert_allclose(metrics.channel_offsets(grey, grey), [0, 0, 0])  # grey as R = G = B
     with pytest.raises(ValueError, match="one size"):
         metrics.channel_offsets(sr[:10], hr)
+
+
+# --------------------------------------------------------------------------------------
+# hf_energy_ratio and radial_power_spectrum, on images with known spectra
+
+
+def _grey_tensor(plane: np.ndarray) -> torch.Tensor:
+    """A float64 grey plane (H, W) in [0, 1] as an RGB tensor (1, 3, H, W), R=G=B."""
+    return torch.from_numpy(np.repeat(plane[None, None], 3, axis=1))
+
+
+def _cosine(n: int, cycles: tuple[int, int], amplitude: float) -> np.ndarray:
+    """0.5 + amplitude * cos(2 pi (ky y + kx x) / n), a grid frequency (cycles per
+    image)."""
+    yy, xx = np.mgrid[0:n, 0:n]
+    return 0.5 + amplitude * np.cos(2 * np.pi * (cycles[0] * yy + cycles[1] * xx) / n)
+
+
+@pytest.mark.parametrize("window", ["none", "hann"])
+def test_hf_energy_ratio_of_cosines_is_the_squared_amplitude_ratio(window):
+    n = 64  # cutoff 0.25 x Nyquist = 0.125 cycles/px = 8 cycles per image (radial)
+    high_a, high_b = _cosine(n, (12, 9), 0.2), _cosine(n, (12, 9), 0.1)  # |k| = 15 > 8
+    low = _cosine(n, (3, 4), 0.2)  # |k| = 5 < 8
+    ratio = metrics.hf_energy_ratio(
+        _grey_tensor(high_b), _grey_tensor(high_a), window=window
+    )
+    assert float(ratio) == pytest.approx(0.25, rel=1e-9 if window == "none" else 1e-3)
+    below = float(
+        metrics.hf_energy_ratio(_grey_tensor(low), _grey_tensor(high_a), window=window)
+    )
+    assert below == pytest.approx(0.0, abs=1e-20 if window == "none" else 1e-3)
+    # The cutoff is radial: (6, 6) is 8.49 cycles per image from DC, above 8; (6, 5) is
+    # 7.8, below.
+    diagonal, under = _cosine(n, (6, 6), 0.2), _cosine(n, (6, 5), 0.2)
+    assert float(
+        metrics.hf_energy_ratio(
+            _grey_tensor(diagonal), _grey_tensor(high_a), window="none"
+        )
+    ) == pytest.approx(1.0)
+    assert float(
+        metrics.hf_energy_ratio(
+            _grey_tensor(under), _grey_tensor(high_a), window="none"
+        )
+    ) == pytest.approx(0.0, abs=1e-20)
+
+
+def test_hf_energy_ratio_of_ideally_lowpassed_white_noise_is_the_area_fraction():
+    """White noise keeps a flat spectrum; an ideal low-pass at |f| <= 0.3 leaves the
+    annulus 0.125 < |f| <= 0.3 of the band |f| > 0.125: a fraction
+    pi (0.3^2 - 0.125^2) / (1 - pi 0.125^2) of the band's area in the unit frequency
+    square, so of its expected energy."""
+    rng = np.random.default_rng(0)
+    n = 256
+    noise = rng.normal(0.0, 0.05, (n, n))
+    f = np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])
+    lowpassed = np.real(np.fft.ifft2(np.fft.fft2(noise) * (f <= 0.3)))
+    expected = np.pi * (0.3**2 - 0.125**2) / (1 - np.pi * 0.125**2)
+    for window in ("none", "hann"):
+        ratio = float(
+            metrics.hf_energy_ratio(
+                _grey_tensor(0.5 + lowpassed), _grey_tensor(0.5 + noise), window=window
+            )
+        )
+        assert ratio == pytest.approx(expected, abs=0.02), window
+    # Two independent white noises: the ratio of their variances, within sampling error.
+    other = rng.normal(0.0, 0.1, (n, n))
+    ratio = float(
+        metrics.hf_energy_ratio(_grey_tensor(0.5 + other), _grey_tensor(0.5 + noise))
+    )
+    assert ratio == pytest.approx(4.0, rel=0.05)
+
+
+def test_hf_energy_ratio_falls_with_blur():
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(1)
+    hr = np.clip(0.5 + rng.normal(0, 0.15, (96, 96, 3)), 0, 1)
+    hr_u8 = np.round(hr * 255).astype(np.uint8)
+    ratios = []
+    for sigma in (0.5, 1.0, 2.0):
+        blurred = gaussian_filter(hr, sigma=(sigma, sigma, 0), mode="wrap")
+        ratios.append(
+            metrics.hf_energy_ratio(np.round(blurred * 255).astype(np.uint8), hr_u8)
+        )
+    assert 1.0 > ratios[0] > ratios[1] > ratios[2] > 0.0
+    # A Gaussian blur of white noise multiplies its spectrum by
+    # exp(-4 pi^2 sigma^2 |f|^2): for sigma = 2 almost nothing is left above 0.125
+    # cycles/px (exp(-2.47) = 0.085 at the edge).
+    assert ratios[2] < 0.02
+
+
+def _reference_hf_ratio(sr: np.ndarray, hr: np.ndarray, cutoff: float) -> float:
+    """The same quantity written out independently: Y by the formula, centred FFT,
+    Hann by its cosine formula."""
+
+    def band_energy(img: np.ndarray) -> float:
+        rgb = img.astype(np.float64) / 255.0
+        y = 16.0 + 65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]
+        h, w = y.shape
+        hann = [0.5 - 0.5 * np.cos(2 * np.pi * np.arange(k) / (k - 1)) for k in (h, w)]
+        win = hann[0][:, None] * hann[1][None, :]
+        y = (y - np.average(y, weights=win)) * win
+        spectrum = np.fft.fftshift(np.fft.fft2(y))
+        fy = (np.arange(h) - h // 2) / h
+        fx = (np.arange(w) - w // 2) / w
+        radius = np.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+        return float(np.sum(np.abs(spectrum[radius > cutoff / 2]) ** 2))
+
+    return band_energy(sr) / band_energy(hr)
+
+
+def test_hf_energy_ratio_matches_an_independent_fft_computation():
+    rng = np.random.default_rng(2)
+    hr = rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)
+    sr = np.clip(hr.astype(int) // 2 + rng.integers(0, 60, hr.shape), 0, 255).astype(
+        np.uint8
+    )
+    for cutoff in (0.25, 0.55):  # 0.6 would put bins (12/40 = 0.3) on the circle itself
+        expected = _reference_hf_ratio(sr, hr, cutoff)
+        assert metrics.hf_energy_ratio(sr, hr, cutoff) == pytest.approx(
+            expected, rel=1e-10
+        )
+    # Tensors give one value per image, the same as numpy.
+    batch = torch.from_numpy(np.stack([sr, hr]).transpose(0, 3, 1, 2) / 255.0)
+    ref = torch.from_numpy(np.stack([hr, hr]).transpose(0, 3, 1, 2) / 255.0)
+    values = metrics.hf_energy_ratio(batch, ref)
+    assert values.shape == (2,) and values.dtype == torch.float64
+    assert values[0].item() == pytest.approx(
+        _reference_hf_ratio(sr, hr, 0.25), rel=1e-10
+    )
+    assert values[1].item() == pytest.approx(1.0)
+
+
+def test_hf_energy_ratio_rejects_bad_input():
+    flat = np.full((32, 32, 3), 128, np.uint8)
+    noisy = np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="no energy above"):
+        metrics.hf_energy_ratio(noisy, flat)
+    with pytest.raises(ValueError, match="cutoff"):
+        metrics.hf_energy_ratio(noisy, noisy, cutoff=0.0)
+    with pytest.raises(ValueError, match="window"):
+        metrics.hf_energy_ratio(noisy, noisy, window="hamming")
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.hf_energy_ratio(noisy[:16], noisy)
+
+
+def test_radial_power_spectrum_of_white_noise_is_flat_at_its_variance():
+    rng = np.random.default_rng(4)
+    std = 0.05
+    img = _grey_tensor(0.5 + rng.normal(0.0, std, (128, 128)))
+    freq, power = metrics.radial_power_spectrum(img, bins=8, window="none")
+    assert freq.shape == (8,) and power.shape == (1, 8)
+    np.testing.assert_allclose(freq, (np.arange(8) + 0.5) / 16)
+    level = (219.0 * std) ** 2  # grey as R = G = B: Y = 16 + 219 v
+    # Each ring averages hundreds of exponentially distributed bins (the first, ~50).
+    np.testing.assert_allclose(power[0, 1:], level, rtol=0.15)
+    assert power[0, 0] == pytest.approx(level, rel=0.35)
+    # A cosine puts its power in one ring: (9, 12) cycles per image is
+    # |f| = 15/128 = 0.117.
+    _, cos_power = metrics.radial_power_spectrum(
+        _grey_tensor(_cosine(128, (9, 12), 0.2)), bins=8, window="none"
+    )
+    assert np.argmax(cos_power[0]) == 1 and np.count_nonzero(cos_power[0] > 1e-9) == 1
