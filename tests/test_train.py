@@ -292,7 +292,8 @@ def test_the_start_up_line_names_the_speed_mode(tmp_path, capsys):
     train(tiny(tmp_path, name="ref", phase="pretrain", pretrain_iters=1, speed="reference"))
     err = capsys.readouterr().err
     threads = f"{torch.get_num_threads()} thread"
-    assert f"on cpu (speed fast: fp32, channels-last, one G forward per GAN update, foreach Adam, {threads}" in err
+    assert (f"on cpu (speed fast: fp32, channels-last, one G forward per GAN update, "
+            f"D(HR) and D(SR) in one forward, foreach Adam, {threads}") in err
     assert f"on cpu (speed reference: fp32, {threads}" in err
 
 
