@@ -722,11 +722,12 @@ class GMGANLoss(nn.Module):
         weighted penalty lam*E[(||grad||-1)^2] as added, and "total". ``generator`` seeds alpha;
         ``scaler`` is the critic's GradScaler under fp16 (see :func:`gradient_penalty`).
 
-        ``batched``: ``"none"`` scores HR and SR in two critic forwards; ``"pair"`` in one,
-        of the (2N, C, H, W) batch HR then SR. The same maths (to fp32 rounding) only for a
-        critic without batch-dependent layers: a ValueError for one with batch norm. (The
-        penalty's interpolates keep their own forward: joined too, the 3N batch measured
-        slower, as the penalty's input gradient then runs over all 3N samples.)
+        ``batched``: ``"none"`` scores HR and SR in two critic forwards; ``"pair"``
+        in one, of the (2N, C, H, W) batch HR then SR. The same maths (to fp32
+        rounding) only for a critic without batch-dependent layers: a ValueError for
+        one with batch norm. (The penalty's interpolates keep their own forward:
+        joined too, the 3N batch measured slower, as the penalty's input gradient
+        then runs over all 3N samples.)
         """
         if batched not in ("none", "pair"):
             raise ValueError(f"batched must be 'none' or 'pair', got {batched!r}")
@@ -734,8 +735,8 @@ class GMGANLoss(nn.Module):
         if batched == "pair":
             if _has_batch_norm(critic):
                 raise ValueError(
-                    "GMGANLoss.critic(batched='pair'): the critic has batch norm, whose "
-                    "statistics would mix HR and SR; use batched='none'"
+                    "GMGANLoss.critic(batched='pair'): the critic has batch norm, "
+                    "whose statistics would mix HR and SR; use batched='none'"
                 )
             if hr.shape != sr.shape:
                 raise ValueError(

@@ -170,4 +170,6 @@ def plan_speed(
             mode, channels_last, True, True, "bf16", fp32_critic=True,
             critic_batch=critic_batch,
         )
-    return SpeedPlan(mode, channels_last, True, True, cfg.amp, critic_batch=critic_batch)
+    return SpeedPlan(
+        mode, channels_last, True, True, cfg.amp, critic_batch=critic_batch
+    )

@@ -661,8 +661,8 @@ def test_critic_objective(batch):
 
 @pytest.mark.parametrize("norm", ["none", "layer"])
 def test_batched_critic_gives_the_separate_forwards_losses_and_gradients(norm):
-    """HR and SR scored as one batch: the same l_D, terms and critic gradient as separate
-    forwards, to fp32 rounding (a nonlinear conv critic)."""
+    """HR and SR scored as one batch: the same l_D, terms and critic gradient as
+    separate forwards, to fp32 rounding (a nonlinear conv critic)."""
     batched = "pair"
     from gmgan.nets import Discriminator
 
