@@ -620,6 +620,12 @@ def gradient_penalty(
     return lam * (norm - 1.0).square().mean()
 
 
+def _has_batch_norm(critic: Callable[[Tensor], Tensor]) -> bool:
+    """Whether ``critic`` (a module, or a function without modules) holds batch norm."""
+    modules = critic.modules() if isinstance(critic, nn.Module) else ()
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules)
+
+
 # ------------------------------------------------------------------------------------------------
 # The full objective
 # ------------------------------------------------------------------------------------------------
@@ -708,15 +714,39 @@ class GMGANLoss(nn.Module):
         hr: Tensor,
         generator: torch.Generator | None = None,
         scaler: torch.amp.GradScaler | None = None,
+        batched: str = "none",
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """l_D = delta * (E[D(sr)] - E[D(hr)] + lam*GP) (eqs. 2 and 11); sr is detached here.
 
         terms: "wasserstein" = E[D(hr)] - E[D(sr)] (the critic's distance estimate), "gp" = the
         weighted penalty lam*E[(||grad||-1)^2] as added, and "total". ``generator`` seeds alpha;
         ``scaler`` is the critic's GradScaler under fp16 (see :func:`gradient_penalty`).
+
+        ``batched``: ``"none"`` scores HR and SR in two critic forwards; ``"pair"``
+        in one, of the (2N, C, H, W) batch HR then SR. The same maths (to fp32
+        rounding) only for a critic without batch-dependent layers: a ValueError for
+        one with batch norm. (The penalty's interpolates keep their own forward:
+        joined too, the 3N batch measured slower, as the penalty's input gradient
+        then runs over all 3N samples.)
         """
+        if batched not in ("none", "pair"):
+            raise ValueError(f"batched must be 'none' or 'pair', got {batched!r}")
         sr = sr.detach()
-        d_real, d_fake = critic(hr), critic(sr)
+        if batched == "pair":
+            if _has_batch_norm(critic):
+                raise ValueError(
+                    "GMGANLoss.critic(batched='pair'): the critic has batch norm, "
+                    "whose statistics would mix HR and SR; use batched='none'"
+                )
+            if hr.shape != sr.shape:
+                raise ValueError(
+                    "GMGANLoss.critic: hr and sr shapes differ: "
+                    f"{tuple(hr.shape)} vs {tuple(sr.shape)}"
+                )
+            scores = critic(torch.cat([hr, sr]))
+            d_real, d_fake = scores[: hr.shape[0]], scores[hr.shape[0] :]
+        else:
+            d_real, d_fake = critic(hr), critic(sr)
         wgan = critic_loss(d_real, d_fake)
         gp = gradient_penalty(critic, hr, sr, lam=self.lam, generator=generator, scaler=scaler)
         total = self.delta * (wgan + gp)

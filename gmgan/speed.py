@@ -18,7 +18,11 @@ computed:
   which oneDNN's convolutions run faster; this rounds differently from NCHW (about 1e-7
   relative in one update), so ``fast`` is close to, not bit-equal with, ``reference``.
   Not in a multi-process (DDP) run, whose gradient buckets assume the parameters'
-  default layout.
+  default layout. The critic scores HR and SR as one batch of 2N (one forward, one
+  backward through it) where it has no batch norm (``d_norm`` none or layer, whose
+  scores of a sample do not depend on the others): the same losses and gradients to
+  fp32 rounding. The gradient penalty's interpolates keep their own forward: joining
+  them too (3N) measured slower, as their input gradient then runs over all 3N.
 * ``auto``: ``fast``, plus bf16 autocast of the generator and of l_P where the CPU
   computes bf16 natively (AVX512-BF16 or AMX: :func:`native_bf16_cpu`) and ``amp`` is
   ``none``; fp32 everywhere else. The critic stays in fp32 (its input is cast back): the
@@ -93,6 +97,8 @@ class SpeedPlan:
         amp: the mixed precision used: ``none``, ``bf16`` or ``fp16``.
         fp32_critic: the critic runs in fp32 inside the autocast region (``auto``'s
         bf16).
+        critic_batch: ``GMGANLoss.critic``'s ``batched``: ``"pair"`` scores HR and SR in
+        one critic forward (a critic without batch norm), ``"none"`` in two.
     """
 
     mode: str
@@ -101,6 +107,7 @@ class SpeedPlan:
     foreach_adam: bool
     amp: str
     fp32_critic: bool = False
+    critic_batch: str = "none"
 
     def describe(self) -> str:
         """One line for the trainer's start-up message, e.g. ``speed fast: fp32,
@@ -114,6 +121,8 @@ class SpeedPlan:
             parts.append("channels-last")
         if self.one_generator_forward:
             parts.append("one G forward per GAN update")
+        if self.critic_batch == "pair":
+            parts.append("D(HR) and D(SR) in one forward")
         if self.foreach_adam:
             parts.append("foreach Adam")
         return f"speed {self.mode}: " + ", ".join(parts)
@@ -154,6 +163,13 @@ def plan_speed(
         return SpeedPlan(mode, bool(cfg.channels_last), False, False, cfg.amp)
     on_cpu = device.type == "cpu"
     channels_last = bool(cfg.channels_last) or (on_cpu and not distributed)
+    # Batch norm would mix HR and SR statistics in one forward: two forwards then.
+    critic_batch = "none" if getattr(cfg, "d_norm", "none") == "batch" else "pair"
     if mode == "auto" and cfg.amp == "none" and on_cpu and native_bf16_cpu():
-        return SpeedPlan(mode, channels_last, True, True, "bf16", fp32_critic=True)
-    return SpeedPlan(mode, channels_last, True, True, cfg.amp)
+        return SpeedPlan(
+            mode, channels_last, True, True, "bf16", fp32_critic=True,
+            critic_batch=critic_batch,
+        )
+    return SpeedPlan(
+        mode, channels_last, True, True, cfg.amp, critic_batch=critic_batch
+    )

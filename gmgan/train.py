@@ -335,7 +335,8 @@ def gan_session(cfg: TrainConfig, env: Env, stop: GracefulStop,
         for _ in range(cfg.n_critic):
             # (auto's bf16 leaves the critic's step, double backward included, in fp32.)
             with contextlib.nullcontext() if plan.fp32_critic else run.autocast():
-                l_d, d_terms = criterion.critic(D, sr, hr, scaler=run.scalers["D"])
+                l_d, d_terms = criterion.critic(D, sr, hr, scaler=run.scalers["D"],
+                                                batched=plan.critic_batch)
             run.update("D", l_d)
 
         # 2. The generator: one update on l_G = alpha*l_MSE + beta*l_P + gamma*l_Q + delta*l_GA.

@@ -71,10 +71,13 @@ def test_default_kernels_pick_fp32_in_a_fresh_process():
 def test_plans_of_the_modes(monkeypatch):
     _cpu(monkeypatch, "AVX512", {"amx_bf16"})
     fast = plan_speed(TrainConfig(), "cpu")
-    assert fast == SpeedPlan("fast", True, True, True, "none")
+    assert fast == SpeedPlan("fast", True, True, True, "none", critic_batch="pair")
     assert fast.describe() == (
-        "speed fast: fp32, channels-last, one G forward per GAN update, foreach Adam"
+        "speed fast: fp32, channels-last, one G forward per GAN update, "
+        "D(HR) and D(SR) in one forward, foreach Adam"
     )
+    # Batch norm would mix HR's and SR's statistics: two critic forwards then.
+    assert plan_speed(TrainConfig(d_norm="batch"), "cpu").critic_batch == "none"
     assert plan_speed(TrainConfig(speed="reference"), "cpu") == SpeedPlan(
         "reference", False, False, False, "none"
     )

@@ -242,9 +242,10 @@ def _one_update(tmp_path, phase, speed, **kw):
 
 @pytest.mark.parametrize("phase", ["pretrain", "gan"])
 def test_the_fast_default_update_matches_eager_fp32(tmp_path, phase):
-    """One update of the default mode (fast: channels-last, one G forward, foreach Adam) against
-    eager fp32 (reference), from the same weights and batch: the loss terms agree to 1e-5
-    relative (floor 1e-6), and the weights' change to 1e-3 relative L2 in phase 1, 2e-2 in phase 2.
+    """One update of the default mode (fast: channels-last, one G forward, HR and SR in one
+    critic forward, foreach Adam) against eager fp32 (reference), from the same weights and
+    batch: the loss terms agree to 1e-5 relative (floor 1e-6; l_GA 1e-3), and the weights'
+    change to 1e-3 relative L2 in phase 1, 2e-2 in phase 2.
     Adam's first step is about lr * sign(gradient): a weight whose gradient is at rounding level
     may move the other way, and in phase 2 G's gradient passes through the critic just updated
     (measured on this tiny run: 7.4e-3 for G; the teach preset's benchmark row shows its own)."""
@@ -255,7 +256,11 @@ def test_the_fast_default_update_matches_eager_fp32(tmp_path, phase):
     assert not (ref_plan.channels_last or ref_plan.one_generator_forward or ref_plan.foreach_adam)
     assert set(fast) == set(ref) and fast["mse"] > 0
     for k in ref:
-        assert abs(fast[k] - ref[k]) <= 1e-5 * abs(ref[k]) + 1e-6, (k, fast[k], ref[k])
+        # l_GA is scored by the critic just updated, whose first Adam step (about
+        # lr * sign(g) per weight) amplifies rounding-level gradient differences (the
+        # fast critic scores HR and SR as one batch): measured 2.4e-4 relative here.
+        rtol = 1e-3 if k == "adversarial" else 1e-5
+        assert abs(fast[k] - ref[k]) <= rtol * abs(ref[k]) + 1e-6, (k, fast[k], ref[k])
     for name in w_ref:
         assert all(torch.equal(a, b) for a, b in zip(w0_fast[name], w0_ref[name]))  # same start
         d_fast = torch.cat([(a - b).flatten() for a, b in zip(w_fast[name], w0_fast[name])])
@@ -288,7 +293,8 @@ def test_the_start_up_line_names_the_speed_mode(tmp_path, capsys):
     train(tiny(tmp_path, name="ref", phase="pretrain", pretrain_iters=1, speed="reference"))
     err = capsys.readouterr().err
     threads = f"{torch.get_num_threads()} thread"
-    assert f"on cpu (speed fast: fp32, channels-last, one G forward per GAN update, foreach Adam, {threads}" in err
+    assert (f"on cpu (speed fast: fp32, channels-last, one G forward per GAN update, "
+            f"D(HR) and D(SR) in one forward, foreach Adam, {threads}") in err
     assert f"on cpu (speed reference: fp32, {threads}" in err
 
 
