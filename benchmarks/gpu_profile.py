@@ -95,19 +95,26 @@ def flop_counter():
     return counter
 
 
-def count_flops(cfg, workdir: Path) -> tuple[int, int]:
-    """FLOPs of one phase-2 iteration: (real trainer over 2 iterations / 2, the mirror's one step)."""
+def count_flops(cfg, workdir: Path) -> tuple[int, int, int]:
+    """FLOPs of one phase-2 iteration: (real trainer in its default speed mode, real trainer in
+    ``speed="reference"``, the mirror's one step), each trainer count over 2 iterations / 2.
+
+    The mirror (benchmarks/trainstep.py) times the reference update part by part, with two
+    generator forwards; the default ``fast`` mode shares one (gmgan.speed), so the cross-check
+    compares the mirror with the reference trainer, and MFU uses the default's FLOPs."""
     from benchmarks.trainstep import GanStep, trainer_step_seconds
 
     # balance_random_vgg off: its one extra l_P/l_Q evaluation on the first batch is not per iteration
     cfg = dataclasses.replace(cfg, amp="none", channels_last=False, compile=False, balance_random_vgg=False)
-    with flop_counter() as counter:
-        trainer_step_seconds(cfg, 2, workdir=workdir)
-    trainer = counter.get_total_flops() // 2
+    counts = []
+    for speed in (cfg.speed, "reference"):
+        with flop_counter() as counter:
+            trainer_step_seconds(dataclasses.replace(cfg, speed=speed), 2, workdir=workdir)
+        counts.append(counter.get_total_flops() // 2)
     step = GanStep(cfg, device=cfg.device)
     with flop_counter() as counter:
         step.step()
-    return trainer, counter.get_total_flops()
+    return counts[0], counts[1], counter.get_total_flops()
 
 
 def profile_training(cfg, *, iters: int, warmup: int, modes: dict, workdir: Path, flops: int | None,
@@ -262,7 +269,7 @@ def _main(args: argparse.Namespace) -> int:
     peak = args.peak_tflops or (peak_tflops(gpu) if gpu else None)
 
     _log("FLOPs per iteration")
-    flops, flops_mirror = count_flops(cfg, workdir)
+    flops, flops_reference, flops_mirror = count_flops(cfg, workdir)
     training = profile_training(cfg, iters=iters, warmup=warmup, modes=modes, workdir=workdir, flops=flops,
                                 peak=peak)
     loader = profile_loader(prepared.hr_dir, prepared.lr_dir, batch=cfg.batch_size, patch=cfg.patch_size,
@@ -272,9 +279,11 @@ def _main(args: argparse.Namespace) -> int:
     rows: list[Row] = []
     ok_modes = [r for r in training if "ms_per_it" in r]
     base = next((r for r in ok_modes if r["mode"] == "eager fp32"), None)
-    flops_ok = flops == flops_mirror
+    flops_ok = flops_reference == flops_mirror and flops <= flops_reference
     rows.append(Row("flops", "FLOPs per iteration (real trainer, FlopCounterMode)", math.nan, "mirror of the step", None,
-                    f"{flops / 1e12:.3f} TFLOP (trainer) vs {flops_mirror / 1e12:.3f} TFLOP (mirror)"
+                    f"{flops_reference / 1e12:.3f} TFLOP (trainer, speed reference) vs "
+                    f"{flops_mirror / 1e12:.3f} TFLOP (mirror); {flops / 1e12:.3f} TFLOP in the "
+                    f"default speed mode ({cfg.speed})"
                     + (f"; bf16 peak {peak:g} TFLOP/s" if peak else "; peak unknown: no MFU"), flops_ok))
     for r in training:
         if "error" in r:
@@ -311,7 +320,8 @@ def _main(args: argparse.Namespace) -> int:
     extra = {"config": {k: v for k, v in cfg.to_dict().items() if k in (
                  "batch_size", "patch_size", "num_block", "num_feat", "perceptual_layer", "num_workers")},
              "train_images": src_label, "dry_run": args.dry_run, "flops_per_iteration": flops,
-             "flops_per_iteration_mirror": flops_mirror, "peak_bf16_tflops": peak, "training": training,
+             "flops_per_iteration_mirror": flops_mirror,
+             "flops_per_iteration_reference": flops_reference, "peak_bf16_tflops": peak, "training": training,
              "loader_patches_per_s": loader, "inference": inference,
              "gpu_patches_per_s_at_best_mode": cfg.batch_size * best["it_per_s"] if best else None}
     stem = "gpu-dry-run" if args.dry_run else "gpu"
