@@ -69,6 +69,7 @@ same on every machine (numpy's PCG64 from the key (s, split, i)).
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import time
@@ -742,8 +743,6 @@ def with_noise_head(
     :class:`BicubicResidualSR`): how a GAN is started from a PSNR model trained without
     one. The head's last conv starts at 0.1 x PyTorch's default initialisation, so the
     copy starts close to ``model``."""
-    import copy
-
     out = copy.deepcopy(model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

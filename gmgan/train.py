@@ -324,14 +324,11 @@ def gan_session(cfg: TrainConfig, env: Env, stop: GracefulStop,
     def update(lr: torch.Tensor, hr: torch.Tensor) -> dict[str, Any]:
         # 1. The critic: n_critic updates on l_D = delta * (E[D(SR)] - E[D(HR)] + lambda * GP),
         #    with G fixed. (With n_critic > 1 the critic sees this batch again: G has not moved.)
-        if plan.one_generator_forward:
-            # G's weights do not change before step 2, so this SR is the one step 2 needs too: the
-            # critic reads it detached (GMGANLoss.critic detaches), the generator loss keeps its graph.
-            with run.autocast():
-                sr = G(lr)
-        else:
-            with torch.no_grad(), run.autocast():
-                sr = G(lr)
+        # With one_generator_forward this SR keeps its graph for step 2 as well: G's weights do not
+        # change before it, the critic reads SR detached (GMGANLoss.critic detaches).
+        graph = contextlib.nullcontext() if plan.one_generator_forward else torch.no_grad()
+        with graph, run.autocast():
+            sr = G(lr)
         for _ in range(cfg.n_critic):
             # (auto's bf16 leaves the critic's step, double backward included, in fp32.)
             with contextlib.nullcontext() if plan.fp32_critic else run.autocast():
