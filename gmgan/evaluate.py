@@ -5,6 +5,11 @@ chosen metrics (:mod:`gmgan.metrics`: PSNR / SSIM on the Y channel with a ``scal
 crop, GMSD, NIQE and PI with PIRM's ``scale``-pixel crop), keeps the per-image values and averages
 them per set. The result, :class:`EvalResult`, writes CSV / JSON and formats the table.
 
+The scoring itself is :func:`score_sets`, the one path that :func:`evaluate` (``gmgan
+eval``, the notebooks) and the trainer's validation share; how each metric is called,
+whether lower is better and how it is printed is
+:data:`gmgan.metric_table.METRIC_TABLE`.
+
 The bicubic baseline is MATLAB's ``imresize(LR, 4, 'bicubic')`` (:func:`gmgan.resize.imresize`),
 the definition the published bicubic rows use. The grey Set14 image (bridge) enters PSNR / SSIM as
 R = G = B (:data:`gmgan.metrics.GREY_DEFAULT`, as in training validation), the convention that
@@ -16,24 +21,33 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from gmgan.metrics import GREY_DEFAULT, channel_offsets, match_channel_means
+from gmgan.data import load_benchmark
+from gmgan.data.benchmark import BenchmarkImage
+from gmgan.infer import upscale
+from gmgan.metric_table import METRIC_TABLE, UNAVAILABLE_ERRORS, Metric, get_metric
+from gmgan.metrics import GREY_DEFAULT, Grey, channel_offsets, match_channel_means
+from gmgan.nets import load_generator
+from gmgan.resize import imresize
 
-__all__ = ["BICUBIC", "METRICS", "PAPER_TABLE1", "PAPER_TABLE2", "PAPER_TABLE3", "EvalResult", "evaluate"]
+__all__ = ["BICUBIC", "METRICS", "PAPER_TABLE1", "PAPER_TABLE2", "PAPER_TABLE3",
+           "EvalResult", "ImageScore", "SetScores", "evaluate", "score_sets"]
 
 BICUBIC = "Bicubic"
 
-#: The metrics :func:`evaluate` knows; higher is better for psnr and ssim, lower for the others.
-METRICS = ("psnr", "ssim", "gmsd", "niqe", "pi")
+#: The metrics :func:`evaluate` knows: the names of
+#: :data:`gmgan.metric_table.METRIC_TABLE`, which says for each whether lower is
+#: better.
+METRICS = tuple(METRIC_TABLE)
 
 #: How each ``grey`` convention of :mod:`gmgan.metrics` is named in table captions.
 GREY_CAPTIONS = {"as_rgb": "grey images as R = G = B", "as_y": "grey images as Y"}
@@ -235,16 +249,16 @@ class EvalResult:
                                  f"got {published!r}")
             published = PAPER_TABLE1
         first = next((m for m in ("pi", "niqe") if any(k[2] == m for k in self.rows)), None)
-        parts = ([first.upper()] if first else []) + ["SSIM", "PSNR"]
+        keys = ([first] if first else []) + ["ssim", "psnr"]
+        parts = [get_metric(m).label for m in keys]
         sets = list(self.sets) or sorted({s for v in (published or {}).values() for s in v})
 
         body: list[list[str]] = []
         for method in self.methods:
             cells = []
             for set_name in sets:
-                keys = ([first] if first else []) + ["ssim", "psnr"]
                 values = [self.rows.get((method, set_name, m)) for m in keys]
-                cells.append(" / ".join(_fmt(m, v) for m, v in zip(parts, values)))
+                cells.append(" / ".join(_fmt(m, v) for m, v in zip(keys, values)))
             body.append([method] + cells)
         for method, by_set in (published or {}).items():
             cells = []
@@ -254,10 +268,11 @@ class EvalResult:
                     cells.append("-")
                     continue
                 pi_value, ssim_value, psnr_value = triple
-                head = _fmt("PI", pi_value)
+                head = _fmt("pi", pi_value)
                 if first != "pi":
                     head = f"PI {head}"
-                cells.append(" / ".join([head, _fmt("SSIM", ssim_value), _fmt("PSNR", psnr_value)]))
+                cells.append(" / ".join([head, _fmt("ssim", ssim_value),
+                                         _fmt("psnr", psnr_value)]))
             body.append([f"{method} (paper)"] + cells)
 
         header = [f"x{self.scale}"] + sets
@@ -270,7 +285,8 @@ class EvalResult:
         rule = "-+-".join("-" * w for w in widths)
         caption = (f"x{self.scale} super-resolution, each cell {' / '.join(parts)} "
                    f"({self._measured_as()})")
-        notes = [f"{m.upper()} unavailable: {why}" for m, why in self.unavailable.items()]
+        notes = [f"{_label(m)} unavailable: {why}"
+                 for m, why in self.unavailable.items()]
         return "\n".join([caption, line(header), line(sub), rule] + [line(r) for r in body] + notes)
 
     def _measured_as(self) -> str:
@@ -286,50 +302,172 @@ class EvalResult:
                 n = self.counts.get((method, set_name), 0)
                 for metric in self.metrics:
                     value = self.rows.get((method, set_name, metric))
-                    shown = _fmt(metric.upper(), value) if value is not None else "unavailable"
+                    shown = _fmt(metric, value) if value is not None else "unavailable"
                     lines.append(f"{method:<16} {set_name:<10} {metric:<6} {shown:>10} {n:>4}")
-        lines += [f"{m.upper()} unavailable: {why}" for m, why in self.unavailable.items()]
+        lines += [f"{_label(m)} unavailable: {why}"
+                  for m, why in self.unavailable.items()]
         return "\n".join(lines)
 
 
 def _fmt(metric: str, value: float | None) -> str:
-    """The paper's precision: PSNR, PI, NIQE with 2 decimals, SSIM and GMSD with 4."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    digits = 4 if metric.upper() in ("SSIM", "GMSD") else 2
-    return f"{value:.{digits}f}"
+    """A value as tables print it: the paper's precision from the metric table (PSNR,
+    PI, NIQE with 2 decimals, SSIM and GMSD with 4), ``-`` for none."""
+    return get_metric(metric).format(value)
 
 
-# ---------------------------------------------------------------------------------------------
+def _label(metric: str) -> str:
+    """The name tables print for a metric (``"psnr"`` -> ``"PSNR"``)."""
+    return get_metric(metric).label
+
+
+# --------------------------------------------------------------------------------------
+# Scoring: one path for evaluate(), `gmgan eval` and the trainer's validation
+# --------------------------------------------------------------------------------------
+
+#: The views of an SR image that :func:`score_sets` scores: the image as the method made
+#: it, and the same image shifted per channel to the HR image's means
+#: (:func:`gmgan.metrics.match_channel_means`).
+SR_VIEW, MEAN_MATCHED_VIEW = "sr", "mean-matched"
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    """One metric of one image; ``value`` in the metric's unit (see
+    :data:`gmgan.metric_table.METRIC_TABLE`)."""
+
+    view: str
+    set: str
+    image: str
+    metric: str
+    value: float
+
+
+@dataclass
+class SetScores:
+    """What :func:`score_sets` measured, in scoring order (set, image, view, metric).
+
+    Attributes:
+        sets: the set names, in the order given.
+        per_image: one :class:`ImageScore` per value.
+        values: ``{(view, set, metric): [value per image]}``.
+        counts: ``{(view, set): images scored}``.
+        offsets: ``{(view, set): [R, G, B] per image}``, the colour drift of each image
+            (:func:`gmgan.metrics.channel_offsets`, grey levels).
+        unavailable: ``{metric: reason}`` for metrics that could not run here at all.
+        notes: why values are missing, as the trainer logs them: ``{metric: "NIQE
+            skipped: <reason>"}`` for an unavailable metric and, with
+            ``nan_on_failure``, ``{"<metric>_<set>_<image>": "NIQE failed on
+            <set>/<image>: <error>"}`` for a value that is NaN.
+    """
+
+    sets: list[str] = field(default_factory=list)
+    per_image: list[ImageScore] = field(default_factory=list)
+    values: dict[tuple[str, str, str], list[float]] = field(default_factory=dict)
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    offsets: dict[tuple[str, str], list[np.ndarray]] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def means(self, view: str = SR_VIEW) -> dict[str, dict[str, float]]:
+        """``{set: {metric: mean over the set's images}}`` of one view, metrics in the
+        order they were asked for. A metric without values is left out; one NaN value
+        makes its mean NaN."""
+        out: dict[str, dict[str, float]] = {name: {} for name in self.sets}
+        for (v, set_name, metric), values in self.values.items():
+            if v == view:
+                out[set_name][metric] = float(np.mean(values))
+        return out
+
+
+def _record(scores: SetScores, view: str, set_name: str, item: BenchmarkImage,
+            sr: np.ndarray, metrics: Sequence[Metric], grey: Grey, border: int,
+            nan_on_failure: Collection[str]) -> None:
+    """Score one view of one image with ``metrics`` into ``scores``."""
+    key = (view, set_name)
+    scores.counts[key] = scores.counts.get(key, 0) + 1
+    scores.offsets.setdefault(key, []).append(channel_offsets(sr, item.hr))
+    for metric in metrics:
+        if metric.name in scores.unavailable:
+            continue
+        try:
+            value = metric.score(sr, item.hr, border=border, grey=grey)
+        except UNAVAILABLE_ERRORS as err:
+            scores.unavailable[metric.name] = str(err)
+            scores.notes[metric.name] = f"{metric.label} skipped: {err}"
+            continue
+        except Exception as err:  # e.g. pyiqa's linear algebra on a flat image
+            if metric.name not in nan_on_failure:
+                raise
+            where = f"{set_name}_{item.name}" + ("" if view == SR_VIEW else f"_{view}")
+            scores.notes[f"{metric.name}_{where}"] = (
+                f"{metric.label} failed on {set_name}/{item.name}: {err}")
+            value = float("nan")
+        scores.values.setdefault((view, set_name, metric.name), []).append(value)
+        scores.per_image.append(
+            ImageScore(view, set_name, item.name, metric.name, value))
+
+
+def score_sets(upsample: Callable[[np.ndarray], np.ndarray],
+               sets: Mapping[str, Sequence[BenchmarkImage]], metrics: Iterable[str], *,
+               border: int, grey: Grey = GREY_DEFAULT,
+               mean_matched: Collection[str] = (), nan_on_failure: Collection[str] = (),
+               after_image: Callable[[str], None] | None = None) -> SetScores:
+    """Super-resolve every image of every set and score it: gmgan's one scoring path.
+
+    Args:
+        upsample: ``upsample(lr) -> sr``: numpy uint8 LR H x W x 3 (or H x W grey) to
+            uint8 SR of the HR image's height and width (RGB, or grey for a grey LR).
+        sets: ``{set name: images}``, each with ``name``, ``lr`` and ``hr`` (numpy
+            uint8, HR cropped to a multiple of the scale), as
+            :func:`gmgan.data.load_benchmark` gives them.
+        metrics: names in :data:`gmgan.metric_table.METRIC_TABLE`, scored in this order
+            and called as the table says (PSNR / SSIM on Y with ``border`` pixels
+            cropped, GMSD on the whole luminance, NIQE / PI with ``border`` cropped).
+        border: pixels removed from each side (the scale factor, by custom).
+        grey: how a grey image enters PSNR / SSIM (:mod:`gmgan.metrics`).
+        mean_matched: when not empty, every image is also scored as the view
+            :data:`MEAN_MATCHED_VIEW` (SR shifted to HR's channel means) with those of
+            ``metrics`` named here.
+        nan_on_failure: metrics whose error on one image makes that value NaN (noted in
+            :attr:`SetScores.notes`, e.g. NIQE on the flat output of an untrained
+            model); the errors of the others are raised. The errors of
+            :data:`gmgan.metric_table.UNAVAILABLE_ERRORS` instead make a metric
+            unavailable for the rest (:attr:`SetScores.unavailable`).
+        after_image: called with the set name after each image (progress bars).
+
+    Returns:
+        a :class:`SetScores`; ``.means()`` gives ``{set: {metric: mean}}``.
+
+    Raises:
+        ValueError: an unknown metric, or an SR image whose height and width differ from
+            its HR image's (naming set and image).
+    """
+    table = [get_metric(name) for name in metrics]
+    matched = [metric for metric in table if metric.name in mean_matched]
+    scores = SetScores(sets=list(sets))
+    for set_name, images in sets.items():
+        for item in images:
+            sr = upsample(item.lr)
+            if sr.shape[:2] != item.hr.shape[:2]:
+                raise ValueError(f"{set_name}/{item.name}: SR shape {sr.shape} differs "
+                                 f"from HR {item.hr.shape}")
+            _record(scores, SR_VIEW, set_name, item, sr, table, grey, border,
+                    nan_on_failure)
+            if mean_matched:
+                _record(scores, MEAN_MATCHED_VIEW, set_name, item,
+                        match_channel_means(sr, item.hr), matched, grey, border,
+                        nan_on_failure)
+            if after_image is not None:
+                after_image(set_name)
+    return scores
+
+
+# --------------------------------------------------------------------------------------
 # Evaluation
-# ---------------------------------------------------------------------------------------------
-
-def _metric_functions(scale: int,
-                      grey: str) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
-    """metric -> f(sr, hr) on uint8 images. PSNR / SSIM crop ``scale`` pixels (the SR custom);
-    NIQE / PI crop ``scale`` pixels as PIRM 2018's evaluation does; GMSD uses the whole image."""
-    from gmgan import metrics
-
-    return {
-        "psnr": lambda sr, hr: metrics.psnr(sr, hr, crop_border=scale, y_channel=True, grey=grey),
-        "ssim": lambda sr, hr: metrics.ssim(sr, hr, crop_border=scale, y_channel=True, grey=grey),
-        "gmsd": lambda sr, hr: metrics.gmsd(sr, hr),
-        "niqe": lambda sr, hr: metrics.niqe(sr, crop_border=scale),
-        "pi": lambda sr, hr: metrics.pi(sr, crop_border=scale),
-    }
-
-
-def _unavailable_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean 'this metric cannot run here' (missing model file, missing pyiqa)."""
-    from gmgan.metrics import MissingModelFile
-
-    return (MissingModelFile, ImportError)
-
+# --------------------------------------------------------------------------------------
 
 def _resolve_models(models: Mapping[str, ModelSpec] | None, device: str | torch.device | None
                     ) -> dict[str, torch.nn.Module | None]:
-    from gmgan.nets import load_generator
-
     if models is None:
         models = {BICUBIC: None}
     if not isinstance(models, Mapping) or not models:
@@ -353,11 +491,7 @@ def _super_resolve(model: torch.nn.Module | None, lr: np.ndarray, scale: int, *,
                    device: str | torch.device | None, tile: int | None) -> np.ndarray:
     """uint8 LR (h x w [x 3]) -> uint8 SR (scale*h x scale*w [x 3]): bicubic or the model."""
     if model is None:
-        from gmgan.resize import imresize
-
         return imresize(lr, scale)
-    from gmgan.infer import upscale
-
     model_scale = getattr(model, "scale", None)
     if model_scale != scale:
         raise ValueError(f"evaluate: a model is x{model_scale} but the evaluation is x{scale}")
@@ -381,6 +515,8 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
             :func:`gmgan.data.load_benchmark` from the data cache (``GMGAN_DATA``).
         metrics: any of :data:`METRICS`. PSNR (dB) and SSIM on the Y channel with a ``scale``-pixel
             border crop; GMSD on the luminance; NIQE and PI (PIRM 2018) with a ``scale``-pixel crop.
+            All through :func:`score_sets`, as :data:`gmgan.metric_table.METRIC_TABLE`
+            says.
             Metrics whose model files are missing are recorded in ``EvalResult.unavailable``.
         scale: the upscaling factor (4).
         limit: use only the first N images of each set (sorted by name).
@@ -404,8 +540,6 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
         an :class:`EvalResult`: SR images are uint8 (as if saved to PNG and read back), scored
         against the HR image cropped to a multiple of ``scale``.
     """
-    from gmgan.data import load_benchmark
-
     metrics = [m.lower() for m in metrics]
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
@@ -416,8 +550,6 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
     if grey not in GREY_CAPTIONS:
         raise ValueError(f"evaluate: grey must be one of {', '.join(GREY_CAPTIONS)}, got {grey!r}")
     resolved = _resolve_models(models, device)
-    functions = _metric_functions(scale, grey)
-    unavailable_errors = _unavailable_errors()
     methods = list(resolved)
     matched_metrics = set(metrics if mean_matched is True else (mean_matched or ()))
     if matched_metrics:
@@ -426,48 +558,39 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
 
     data = {s: load_benchmark(s, scale=scale, limit=limit, lr=lr) for s in sets}
     total = sum(len(v) for v in data.values()) * len(resolved)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, desc="evaluate", unit="img")
-    scores: dict[tuple[str, str, str], list[float]] = {}
-    offsets: dict[tuple[str, str], list[np.ndarray]] = {}
-
-    def score(method: str, set_name: str, item, sr: np.ndarray, which: Iterable[str]) -> None:
-        result.counts[(method, set_name)] = result.counts.get((method, set_name), 0) + 1
-        offsets.setdefault((method, set_name), []).append(channel_offsets(sr, item.hr))
-        for metric in which:
-            if metric in result.unavailable:
-                continue
-            try:
-                value = float(functions[metric](sr, item.hr))
-            except unavailable_errors as err:
-                result.unavailable[metric] = str(err)
-                continue
-            scores.setdefault((method, set_name, metric), []).append(value)
-            result.per_image.append({"method": method, "set": set_name, "image": item.name,
-                                     "metric": metric, "value": value})
-
+    bar = tqdm(total=total, desc="evaluate", unit="img") if progress else None
     try:
         for method, model in resolved.items():
-            for set_name, images in data.items():
-                for item in images:
-                    sr = _super_resolve(model, item.lr, scale, device=device, tile=tile)
-                    if sr.shape != item.hr.shape:
-                        raise ValueError(f"{set_name}/{item.name}: SR shape {sr.shape} "
-                                         f"differs from "
-                                         f"HR {item.hr.shape}")
-                    score(method, set_name, item, sr, metrics)
-                    if matched_metrics and model is not None:
-                        score(f"{method} (mean-matched)", set_name, item, match_channel_means(sr, item.hr),
-                              [m for m in metrics if m in matched_metrics])
-                    if bar is not None:
-                        bar.set_postfix_str(f"{method} {set_name}", refresh=False)
-                        bar.update(1)
+            def upsample(lr_image: np.ndarray, model=model) -> np.ndarray:
+                return _super_resolve(model, lr_image, scale, device=device, tile=tile)
+
+            def advance(set_name: str, method=method) -> None:
+                if bar is not None:
+                    bar.set_postfix_str(f"{method} {set_name}", refresh=False)
+                    bar.update(1)
+
+            # A metric found unavailable for one method is not tried again for the next.
+            available = [m for m in metrics if m not in result.unavailable]
+            matched = matched_metrics if model is not None else set()
+            scores = score_sets(upsample, data, available, border=scale, grey=grey,
+                                mean_matched=matched, after_image=advance)
+            _merge(result, method, scores)
     finally:
         if bar is not None:
             bar.close()
-    result.rows = {key: float(np.mean(values)) for key, values in scores.items()}
-    result.offsets = {key: np.mean(values, axis=0).tolist() for key, values in offsets.items()}
     return result
+
+
+def _merge(result: EvalResult, method: str, scores: SetScores) -> None:
+    """Add one method's :class:`SetScores` to ``result``, keeping the scoring order."""
+    names = {SR_VIEW: method, MEAN_MATCHED_VIEW: f"{method} (mean-matched)"}
+    result.unavailable.update(scores.unavailable)
+    for (view, set_name), count in scores.counts.items():
+        result.counts[(names[view], set_name)] = count
+        result.offsets[(names[view], set_name)] = np.mean(
+            scores.offsets[(view, set_name)], axis=0).tolist()
+    for (view, set_name, metric), values in scores.values.items():
+        result.rows[(names[view], set_name, metric)] = float(np.mean(values))
+    result.per_image += [{"method": names[s.view], "set": s.set, "image": s.image,
+                          "metric": s.metric, "value": s.value}
+                         for s in scores.per_image]

@@ -53,6 +53,7 @@ from gmgan.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
+from gmgan.evaluate import score_sets
 from gmgan.presets import TrainConfig
 
 __all__ = [
@@ -691,40 +692,13 @@ def bicubic_scores(sets: Mapping[str, list], *, scale: int, niqe: bool = False) 
 
 def _score_sets(sets: Mapping[str, list], upsample: Callable[[np.ndarray], np.ndarray], *, scale: int,
                 niqe: bool) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
-    """The scores of :func:`validate_model` for any ``upsample(lr) -> sr`` (uint8 RGB images)."""
-    from gmgan import metrics
-
-    notes: dict[str, str] = {}
-    out = {}
-    for name, images in sets.items():
-        scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "gmsd": []}
-        for im in images:
-            sr = upsample(im.lr)
-            hr = im.hr
-            scores["psnr"].append(metrics.psnr(sr, hr, crop_border=scale, grey=metrics.GREY_DEFAULT))
-            scores["ssim"].append(metrics.ssim(sr, hr, crop_border=scale, grey=metrics.GREY_DEFAULT))
-            hr3 = np.repeat(hr[:, :, None], 3, axis=2) if hr.ndim == 2 else hr
-            scores["gmsd"].append(metrics.gmsd(sr, hr3))
-            if niqe and "niqe" not in notes:
-                scores.setdefault("niqe", []).append(_niqe_or_nan(sr, scale, name, im.name, notes))
-        if "niqe" in notes:
-            scores.pop("niqe", None)
-        out[name] = {k: float(np.mean(v)) for k, v in scores.items() if v}
-    return out, notes
-
-
-def _niqe_or_nan(img: np.ndarray, scale: int, set_name: str, image_name: str, notes: dict[str, str]) -> float:
-    """NIQE of one image; NaN (with a note) when it fails on this image (e.g. a flat output of an
-    untrained model); a missing parameter file or pyiqa sets ``notes["niqe"]`` to skip NIQE."""
-    from gmgan import metrics
-
-    try:
-        return float(metrics.niqe(img, crop_border=scale))
-    except (FileNotFoundError, ImportError) as err:
-        notes["niqe"] = f"NIQE skipped: {err}"
-    except Exception as err:  # noqa: BLE001 - pyiqa raises linear-algebra errors on flat images
-        notes[f"niqe_{set_name}_{image_name}"] = f"NIQE failed on {set_name}/{image_name}: {err}"
-    return float("nan")
+    """The scores of :func:`validate_model` for any ``upsample(lr) -> sr`` (uint8 RGB
+    images), through :func:`gmgan.evaluate.score_sets`. NIQE of an image where it fails
+    (the flat output of an untrained model) is NaN, with a note; without its parameter
+    file or pyiqa NIQE is skipped, with a note."""
+    metrics = ("psnr", "ssim", "gmsd") + (("niqe",) if niqe else ())
+    scores = score_sets(upsample, sets, metrics, border=scale, nan_on_failure={"niqe"})
+    return scores.means(), scores.notes
 
 
 def _preview(model: nn.Module, image, device: torch.device, scale: int, size: int = 128) -> torch.Tensor:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import inspect
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -21,48 +20,38 @@ from typing import Any
 
 import numpy as np
 
+from gmgan.metric_table import Metric, get_metric
 from gmgan.viz import output
 from gmgan.viz.images import (Region, as_rgb, centre_crop, display_scale, png_data_uri, to_uint8,
                               view_region)
 
 __all__ = ["BeforeAfter", "compare"]
 
-# Format of each metric's readout: (format spec, unit). Unknown metrics get 4 decimals.
-_FORMATS = {"psnr": (".2f", " dB"), "ssim": (".4f", ""), "gmsd": (".4f", "")}
 _ZOOMS = (1, 2, 4, 8)
 #: How the static slider draws a zoomed view: CSS image-rendering of each choice of its buttons.
 _RENDERINGS = {"pixels": "pixelated", "smooth": "auto"}
 _MIN_METRIC_SIDE = 11  # SSIM's Gaussian window is 11x11: a smaller region has no SSIM.
 
 
-def _metric_functions(names: Sequence[str]) -> dict[str, Any]:
-    from gmgan import metrics
-
-    fns = {}
-    for name in names:
-        fn = getattr(metrics, name, None)
-        if fn is None:
-            raise ValueError(f"unknown metric {name!r}: gmgan.metrics has no such function")
-        fns[name] = fn
-    return fns
-
-
-def _call_metric(fn: Any, sr: np.ndarray, hr: np.ndarray, crop_border: int, y_channel: bool) -> float:
-    """Call a gmgan.metrics function with the keyword arguments it accepts."""
-    params = inspect.signature(fn).parameters
-    kwargs = {}
-    if "crop_border" in params:
-        kwargs["crop_border"] = crop_border
-    if "y_channel" in params:
-        kwargs["y_channel"] = y_channel
-    return float(fn(sr, hr, **kwargs))
+def _reference_metrics(names: Sequence[str]) -> dict[str, Metric]:
+    """The rows of :data:`gmgan.metric_table.METRIC_TABLE` for ``names``; a slider
+    compares with the reference, so only full-reference metrics (PSNR, SSIM, GMSD)."""
+    table = {name: get_metric(name) for name in names}
+    for metric in table.values():
+        if not metric.full_reference:
+            raise ValueError(f"metric {metric.name!r} scores an image without its "
+                             "reference; compare() shows full-reference metrics only "
+                             "(psnr, ssim, gmsd)")
+    return table
 
 
 def _format_metric(name: str, value: float | None) -> str:
+    """A readout such as ``"PSNR 28.43 dB"``: the table's label, decimals and unit."""
+    metric = get_metric(name)
     if value is None or not np.isfinite(value):
-        return f"{name.upper()} n/a" if value is None else f"{name.upper()} {value}"
-    spec, unit = _FORMATS.get(name, (".4f", ""))
-    return f"{name.upper()} {format(value, spec)}{unit}"
+        return f"{metric.label} n/a" if value is None else f"{metric.label} {value}"
+    unit = f" {metric.unit}" if metric.unit else ""
+    return f"{metric.label} {metric.format(value)}{unit}"
 
 
 @dataclass
@@ -118,7 +107,9 @@ class BeforeAfter:
 
         The region is first intersected with the image shaved by ``crop_border`` pixels (the border is
         never scored, as in the whole-image numbers); the metric functions then get ``crop_border=0``.
-        A metric is ``None`` when the remaining region is smaller than 11x11 pixels.
+        A metric is ``None`` when the remaining region is smaller than 11x11 pixels. The
+        metrics are called as :data:`gmgan.metric_table.METRIC_TABLE` says (PSNR and
+        SSIM on Y when :attr:`y_channel`, GMSD on the luminance).
         """
         if method == self.reference:
             return {}
@@ -131,9 +122,10 @@ class BeforeAfter:
         if bottom - top < _MIN_METRIC_SIDE or right - left < _MIN_METRIC_SIDE:
             return {name: None for name in self.metrics}
         inner = Region(top, left, bottom - top, right - left)
-        fns = _metric_functions(self.metrics)
-        return {name: _call_metric(fn, inner.slice(sr), inner.slice(hr), 0, self.y_channel)
-                for name, fn in fns.items()}
+        table = _reference_metrics(self.metrics)
+        return {name: metric.score(inner.slice(sr), inner.slice(hr), border=0,
+                                   y_channel=self.y_channel)
+                for name, metric in table.items()}
 
     def _readout(self, image: str, left: str, right: str, region: Region | None) -> str:
         """HTML with the metrics of the left and right sides (whole image when region is None)."""
@@ -248,9 +240,11 @@ def compare(images: Mapping[str, Mapping[str, Any]], *, reference: str = "HR", l
         reference: the method that is the ground truth (metrics are computed against it).
         left, right: the methods shown left and right of the divider at first; default: the first
             non-reference method on the left and the reference on the right.
-        metrics: names of :mod:`gmgan.metrics` functions. Each is called on the images shaved by
-            ``crop_border`` as ``fn(sr, hr, crop_border=0, y_channel=...)`` (keywords it does not take
-            are left out), which for psnr/ssim equals ``fn(sr, hr, crop_border=crop_border, ...)``.
+        metrics: full-reference metrics of :data:`gmgan.metric_table.METRIC_TABLE`
+            (psnr, ssim, gmsd). Each is scored on the images shaved by ``crop_border``,
+            with ``border=0`` (:meth:`gmgan.metric_table.Metric.score`), which for
+            PSNR and SSIM equals their own ``crop_border=crop_border``; GMSD sees the
+            shaved images too.
         crop_border: pixels shaved from each side before scoring (4 for x4, as in the papers).
         y_channel: score the luminance Y (BT.601) rather than RGB.
         max_side: if given, each image (all methods alike) is centre-cropped to at most
@@ -265,7 +259,8 @@ def compare(images: Mapping[str, Mapping[str, Any]], *, reference: str = "HR", l
 
     Raises:
         ValueError: no images, a missing reference or method, shapes that differ (naming the image,
-            the method and both shapes), an unknown metric or mode.
+            the method and both shapes), an unknown or no-reference metric, an unknown
+            mode.
     """
     if mode not in ("both", "static", "widget"):
         raise ValueError(f"mode must be 'both', 'static' or 'widget', not {mode!r}")
@@ -298,7 +293,7 @@ def compare(images: Mapping[str, Mapping[str, Any]], *, reference: str = "HR", l
     for side, value in (("left", left), ("right", right)):
         if value not in methods:
             raise ValueError(f"{side}={value!r} is not one of the methods {methods}")
-    _metric_functions(metrics)  # unknown names fail here, before any work
+    _reference_metrics(metrics)  # unknown names fail here, before any work
     ba = BeforeAfter(clean, reference, left, right, tuple(metrics), crop_border, y_channel, mode, title)
     # Whole-image scores go through the same path as the live view's (shave, then score), so that a
     # metric without a crop_border argument (gmsd) is shaved too and the two views agree.
