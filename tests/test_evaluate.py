@@ -1,14 +1,25 @@
 """Tests of gmgan.evaluate: the bicubic row against published numbers, several models, unavailable
-metrics, CSV / JSON round trips and the Table-1 layout."""
+metrics, CSV / JSON round trips, the Table-1 layout, and score_sets (the one scoring path)."""
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from gmgan.evaluate import PAPER_TABLE1, EvalResult, evaluate
+from gmgan import metrics
+from gmgan.data import load_benchmark
+from gmgan.evaluate import (
+    MEAN_MATCHED_VIEW,
+    PAPER_TABLE1,
+    SR_VIEW,
+    EvalResult,
+    evaluate,
+    score_sets,
+)
 from gmgan.nets import RRDBNet, save_generator
+from gmgan.resize import imresize
 
 # ESRGAN supplementary Table 2 (PAPER.md): bicubic x4 on Set5, Y channel, 4-pixel crop.
 PUBLISHED_SET5_PSNR, PUBLISHED_SET5_SSIM = 28.42, 0.8104
@@ -38,28 +49,6 @@ def test_bicubic_set14_grey_conventions(data_dir):
     as_y, as_rgb = bicubic_psnr("as_y"), bicubic_psnr("as_rgb")
     assert abs(as_y - 26.00) < 0.01
     assert abs(as_rgb - PAPER_TABLE1["Bicubic"]["Set14"][2]) < 0.015  # 26.10 published, 26.09 here
-
-
-def test_one_grey_convention_in_metrics_evaluate_and_validation(data_dir):
-    """evaluate(), the metrics' defaults and the trainer's validation score the grey bridge alike
-    (as R = G = B), so a table and a validation curve of the same model agree."""
-    from gmgan import metrics
-    from gmgan.data import load_benchmark
-    from gmgan.resize import imresize
-    from gmgan.train_utils import bicubic_scores
-
-    assert metrics.GREY_DEFAULT == "as_rgb"
-    images = load_benchmark("Set14")
-    result = evaluate(None, sets=["Set14"], metrics=["psnr", "ssim"])
-    assert result.grey == "as_rgb"
-    validation = bicubic_scores({"Set14": images}, scale=4)["Set14"]
-    assert result.mean("Bicubic", "Set14", "psnr") == pytest.approx(validation["psnr"], abs=1e-12)
-    assert result.mean("Bicubic", "Set14", "ssim") == pytest.approx(validation["ssim"], abs=1e-12)
-    assert round(validation["psnr"], 2) == 26.09
-    bridge = next(im for im in images if im.name == "bridge")
-    sr = imresize(bridge.lr, 4)
-    assert metrics.psnr(sr, bridge.hr) == metrics.psnr(sr, bridge.hr, grey="as_rgb")
-    assert metrics.ssim(sr, bridge.hr) == metrics.ssim(sr, bridge.hr, grey="as_rgb")
 
 
 def _tiny(seed: int) -> RRDBNet:
@@ -181,3 +170,90 @@ def test_over_seeds_gives_mean_and_range():
                               ("a s2", "Set5", "psnr"): 29.9})
     mean, spread = result.over_seeds(["a s0", "a s1", "a s2"], "Set5", "psnr")
     assert mean == pytest.approx(30.0666, abs=1e-3) and spread == pytest.approx(0.4)
+
+
+# ------------------------------------------------------------------------------------
+# score_sets, the one scoring path (evaluate, gmgan eval, the trainer's validation)
+
+def _bicubic(lr: np.ndarray) -> np.ndarray:
+    return imresize(lr, 4)
+
+
+def test_score_sets_bicubic_set5_matches_the_independent_computation(data_dir):
+    """The data README's independent computation of bicubic Set5 (Y, 4-pixel border):
+    28.43 dB / 0.8111; metrics come back in the order asked, per image in scoring
+    order."""
+    images = load_benchmark("Set5")
+    scores = score_sets(_bicubic, {"Set5": images}, ["ssim", "psnr"], border=4)
+    means = scores.means()["Set5"]
+    assert list(means) == ["ssim", "psnr"]
+    assert means["psnr"] == pytest.approx(28.43, abs=0.01)
+    assert means["ssim"] == pytest.approx(0.8111, abs=1e-4)
+    assert [(s.image, s.metric) for s in scores.per_image[:4]] == [
+        ("baby", "ssim"), ("baby", "psnr"), ("bird", "ssim"), ("bird", "psnr")]
+    assert scores.counts == {(SR_VIEW, "Set5"): 5} and not scores.notes
+
+
+def test_score_sets_nan_for_a_metric_that_fails_on_one_image(data_dir):
+    """NIQE cannot score a flat image (pyiqa's linear algebra fails): with
+    nan_on_failure its value is NaN and a note names the image, as the trainer logs it;
+    without, it raises."""
+    pytest.importorskip("pyiqa")
+    images = {"Set5": load_benchmark("Set5", limit=1)}
+
+    def flat(lr: np.ndarray) -> np.ndarray:
+        return np.full((4 * lr.shape[0], 4 * lr.shape[1], 3), 128, np.uint8)
+
+    scores = score_sets(flat, images, ["psnr", "niqe"], border=4,
+                        nan_on_failure={"niqe"})
+    means = scores.means()["Set5"]
+    assert math.isnan(means["niqe"]) and 5 < means["psnr"] < 30
+    assert list(scores.notes) == ["niqe_Set5_baby"]
+    assert scores.notes["niqe_Set5_baby"].startswith("NIQE failed on Set5/baby: ")
+    with pytest.raises(Exception):  # noqa: B017 - whatever pyiqa raises gets through
+        score_sets(flat, images, ["niqe"], border=4)
+
+
+def test_score_sets_unavailable_metric_is_tried_once_and_named(data_dir, monkeypatch):
+    calls = []
+
+    def missing(explicit):
+        calls.append(explicit)
+        raise metrics.MissingModelFile("no NIQE parameters here")
+
+    monkeypatch.setattr(metrics, "_niqe_model", missing)
+    images = {"Set5": load_benchmark("Set5", limit=2),
+              "Set14": load_benchmark("Set14", limit=1)}
+    scores = score_sets(_bicubic, images, ["niqe", "psnr"], border=4)
+    assert len(calls) == 1
+    assert scores.unavailable == {"niqe": "no NIQE parameters here"}
+    assert scores.notes == {"niqe": "NIQE skipped: no NIQE parameters here"}
+    assert {name: list(m) for name, m in scores.means().items()} == {"Set5": ["psnr"],
+                                                                      "Set14": ["psnr"]}
+
+
+def test_score_sets_mean_matched_view_scores_the_metrics_named(data_dir):
+    images = {"Set5": load_benchmark("Set5", limit=2)}
+
+    def darker(lr: np.ndarray) -> np.ndarray:
+        return np.clip(imresize(lr, 4).astype(int) - 10, 0, 255).astype(np.uint8)
+
+    scores = score_sets(darker, images, ["psnr", "gmsd"], border=4,
+                        mean_matched={"psnr"})
+    raw, matched = scores.means()["Set5"], scores.means(MEAN_MATCHED_VIEW)["Set5"]
+    assert list(raw) == ["psnr", "gmsd"] and list(matched) == ["psnr"]
+    assert matched["psnr"] > raw["psnr"] + 1.0  # the shift removed
+    assert scores.counts == {(SR_VIEW, "Set5"): 2, (MEAN_MATCHED_VIEW, "Set5"): 2}
+    # 10 levels darker, less where clipping at 0 trims (bird's blue); matched: about 0
+    drift = {view: np.mean(scores.offsets[(view, "Set5")], axis=0)
+             for view in (SR_VIEW, MEAN_MATCHED_VIEW)}
+    assert all(-10.5 < v < -8.5 for v in drift[SR_VIEW])
+    assert all(abs(v) < 0.5 for v in drift[MEAN_MATCHED_VIEW])
+
+
+def test_score_sets_refuses_unknown_metrics_and_wrong_sizes(data_dir):
+    images = {"Set5": load_benchmark("Set5", limit=1)}
+    with pytest.raises(ValueError, match="unknown metric 'lpips'; known: psnr, ssim"):
+        score_sets(_bicubic, images, ["psnr", "lpips"], border=4)
+    with pytest.raises(ValueError, match=r"Set5/baby: SR shape \(508, 508, 3\) diff"):
+        score_sets(lambda lr: imresize(lr, 4)[:-4, :-4], images, ["psnr"], border=4)

@@ -106,6 +106,20 @@ def test_gmsd_is_scored_on_the_shaved_image(two_images):
     assert "GMSD" in ba.to_html()
 
 
+def test_grey_reference_beside_an_rgb_method_is_scored_as_r_equals_g_equals_b():
+    """The metric table pairs a grey HR with an RGB SR as R = G = B, GMSD included (which
+    needs equal shapes: gmgan.metrics.gmsd alone refuses the pair)."""
+    sr_grey, hr = _pair(40, 40, seed=5, grey=True)
+    sr = np.stack([sr_grey, sr_grey, np.clip(sr_grey.astype(int) + 9, 0, 255)], axis=-1)
+    sr = sr.astype(np.uint8)
+    ba = viz.compare({"g": {"SR": sr, "HR": hr}}, metrics=("psnr", "gmsd"))
+    shaved_sr, shaved_hr = sr[4:-4, 4:-4], hr[4:-4, 4:-4]
+    hr_rgb = np.repeat(shaved_hr[:, :, None], 3, axis=2)
+    assert ba.scores["g"]["SR"]["gmsd"] == metrics.gmsd(shaved_sr, hr_rgb)
+    assert ba.scores["g"]["SR"]["psnr"] == pytest.approx(metrics.psnr(sr, hr))
+    assert re.search(r"PSNR \d+\.\d\d dB, GMSD 0\.\d{4}\W", ba.to_html())
+
+
 def test_html_is_deterministic_and_ids_differ(two_images):
     one, two = viz.compare(two_images).to_html(), viz.compare(two_images).to_html()
     assert one == two
@@ -349,6 +363,8 @@ def test_shape_mismatch_names_image_method_and_shapes():
       "b": {"X": np.zeros((16, 16, 3), np.uint8), "HR": np.zeros((16, 16, 3), np.uint8)}}, {}, "image 'b' has methods"),
     ({"a": {"SR": np.zeros((16, 16, 3), np.uint8), "HR": np.zeros((16, 16, 3), np.uint8)}},
      {"metrics": ("psnr", "nope")}, "unknown metric 'nope'"),
+    ({"a": {"SR": np.zeros((16, 16, 3), np.uint8), "HR": np.zeros((16, 16, 3), np.uint8)}},
+     {"metrics": ("psnr", "niqe")}, "'niqe' scores an image without its reference"),
     ({"a": {"SR": np.zeros((16, 16, 3), np.uint8), "HR": np.zeros((16, 16, 3), np.uint8)}},
      {"left": "EDSR"}, "left='EDSR' is not one of"),
     ({"a": {"SR": np.zeros((16, 16, 3), np.uint8), "HR": np.zeros((16, 16, 3), np.uint8)}},
