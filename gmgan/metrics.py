@@ -28,6 +28,10 @@ Grey images (Set14 ``bridge`` is a single-channel PNG) have no single convention
 :data:`GREY_DEFAULT` is the one default of the whole package: :func:`gmgan.evaluate.evaluate`,
 ``gmgan eval`` and the trainer's validation use it too, and evaluation tables name it.
 
+How the package calls these functions when it scores SR images (border, channel, which
+way is better, how values are printed) is one table,
+:data:`gmgan.metric_table.METRIC_TABLE`.
+
 Other published settings: the bicubic baselines quoted in most SR papers (Set5 28.42 / 0.8104) come
 from MATLAB scripts that round Y to uint8 and resize the Y channel alone; ``round_y=True`` gives
 the rounding. With float Y (the default), bicubic x4 of the MATLAB LR files computes to Set5
@@ -39,6 +43,7 @@ grey image is paired with an RGB one by repeating its channel.
 from __future__ import annotations
 
 import functools
+import importlib
 from pathlib import Path
 from typing import Literal
 
@@ -48,16 +53,18 @@ from scipy.ndimage import correlate1d
 
 from gmgan.cache import data_dir
 from gmgan.color import YCBCR_MATRIX, YCBCR_OFFSET
+from gmgan.losses import gmsd as _gmsd  # the one GMSD implementation
+from gmgan.online import network_available
 
 __all__ = [
     "GREY_DEFAULT",
-    "channel_offsets",
-    "match_channel_means",
     "NIQE_MODEL_FILE",
     "NRQM_MODEL_FILE",
     "MissingModelFile",
+    "channel_offsets",
     "gmsd",
     "hf_energy_ratio",
+    "match_channel_means",
     "niqe",
     "pi",
     "pi_available",
@@ -251,8 +258,6 @@ def gmsd(sr: Image, hr: Image, *, round_luminance: bool = False) -> float | torc
     Returns:
         A float for numpy input (unitless, 0 for identical images); a tensor (N,) for tensors.
     """
-    from gmgan.losses import gmsd as _gmsd  # the loss module holds the one implementation
-
     x, numpy_in = _as_unit_tensor(sr, "sr")
     y, _ = _as_unit_tensor(hr, "hr")
     with torch.no_grad():
@@ -269,8 +274,6 @@ class MissingModelFile(FileNotFoundError):
 
 def _pyiqa_url(arch_module: str) -> str:
     """The URL pyiqa downloads a model file from (for error messages)."""
-    import importlib
-
     try:
         return importlib.import_module(f"pyiqa.archs.{arch_module}").default_model_urls["url"]
     except (ImportError, AttributeError, KeyError):  # pragma: no cover - only for the message
@@ -295,8 +298,6 @@ def _find_model_file(file_name: str, explicit: str | Path | None) -> Path | None
 
 def _download_model(file_name: str, arch_module: str) -> Path | None:
     """pyiqa's own download of a model file into its cache, where the network allows (else None)."""
-    from gmgan.online import network_available
-
     url = _pyiqa_url(arch_module)
     if not url.startswith("http") or not network_available(url):
         return None
@@ -310,8 +311,6 @@ def pi_available() -> bool:
     parameters and Ma et al.'s NRQM model) are on disk or downloadable now
     (:func:`gmgan.online.network_available`; ``GMGAN_OFFLINE=1`` answers without the network).
     Downloads nothing itself."""
-    from gmgan.online import network_available
-
     try:
         import pyiqa  # noqa: F401
     except ImportError:

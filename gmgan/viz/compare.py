@@ -22,8 +22,15 @@ import numpy as np
 
 from gmgan.metric_table import Metric, get_metric
 from gmgan.viz import output
-from gmgan.viz.images import (Region, as_rgb, centre_crop, display_scale, png_data_uri, to_uint8,
-                              view_region)
+from gmgan.viz.images import (
+    Region,
+    as_rgb,
+    centre_crop,
+    display_scale,
+    png_data_uri,
+    to_uint8,
+    view_region,
+)
 
 __all__ = ["BeforeAfter", "compare"]
 
