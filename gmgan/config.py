@@ -31,10 +31,11 @@
   preset's FLOPs relative to the paper's: about 0.39 s per phase-1 and 0.83 s per phase-2 update,
   32 + 28 = 60 min (estimate; the paper preset would take about 31 days there). Not included:
   downloading DIV2K and cutting it into about 32,000 sub-images once, on Colab's 2 CPU cores.
-* ``teach``: the same procedure shrunk to a 2-core CPU (the shipped teaching models of
-  :mod:`gmgan.experiments`): a 2-block, 32-feature generator, 48 px HR patches, T91 in its 8
-  dihedral versions, 5,000 MSE + 2,000 GAN updates (about 14 + 19 min by
-  ``gmgan.experiments.estimate_seconds`` on 2 CPU cores; see the comment at ``PRESETS``).
+* ``teach``: the same procedure shrunk to a 2-core CPU (the shipped teaching models
+  of :mod:`gmgan.experiments`): a 2-block, 32-feature generator, 48 px HR patches,
+  T91 in its 8 dihedral versions, 5,000 MSE + 2,000 GAN updates (about 14 + 19 min
+  by ``gmgan.sizing.estimate_seconds`` on 2 CPU cores; see the comment at
+  ``PRESETS``).
 
 Notebooks choose with ``gmgan.experiments.pick_preset()``: ``colab`` on a CUDA device, else
 ``teach``; ``gmgan.experiments.print_estimate(cfg)`` prints the estimated time before training.
@@ -224,11 +225,12 @@ class TrainConfig:
 
     @property
     def perceptual_mode(self) -> str:
-        """Where phase 2's l_P gets its VGG19, read from ``perceptual_weights`` and ``beta``:
-        ``"none"`` (no perceptual loss: ``beta`` is 0, or the weights are ``none`` / ``off`` /
-        ``false``), ``"random"`` (a VGG19 initialised from the run's seed), ``"imagenet"``
-        (torchvision's ImageNet weights) or ``"file"`` (``perceptual_weights`` is the path of a
-        .pth / .safetensors file). Case and surrounding spaces do not matter."""
+        """Where phase 2's l_P gets its VGG19, read from ``perceptual_weights`` and
+        ``beta``: ``"none"`` (no perceptual loss: ``beta`` is 0, or the weights are
+        ``none`` / ``off`` / ``false``), ``"random"`` (a VGG19 initialised from the
+        run's seed), ``"imagenet"`` (torchvision's ImageNet weights) or ``"file"``
+        (``perceptual_weights`` is the path of a .pth / .safetensors file). Case and
+        surrounding spaces do not matter."""
         spec = self.perceptual_weights.strip().lower()
         if self.beta == 0 or spec in _NO_PERCEPTUAL:
             return "none"

@@ -8,8 +8,8 @@ configuration and logs there. Any other model (another preset, a changed field, 
 is trained once into ``gmgan.cache.derived_dir("models", preset, name)`` and reused from there.
 :func:`ensure_run` says in one printed line which of the three happened.
 
-How a run is found (by its configuration, :func:`config_key`) or trained and recorded lives in
-:mod:`gmgan.runs`; how long training takes and which preset a machine runs, in
+How a run is found (by its configuration, :func:`config_key`) or trained and recorded
+lives in :mod:`gmgan.runs`; how long training takes and which preset a machine runs, in
 :mod:`gmgan.sizing`. This module re-exports both, as the notebooks use them from here.
 
 The model variants of the paper's experiments (:data:`VARIANTS`, built by :func:`teaching_run`),

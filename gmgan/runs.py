@@ -1,11 +1,12 @@
-"""Finished training runs found by their configuration: shipped with the package, cached in
-the derived-data folder, or trained now (:func:`ensure_run`, :class:`RunInfo`).
+"""Finished training runs found by their configuration: shipped with the package,
+cached in the derived-data folder, or trained now (:func:`ensure_run`,
+:class:`RunInfo`).
 
 At the ``teach`` scale the experiment notebooks' models come with the package
-(:data:`SHIPPED_DIR`, ``gmgan/teaching_models/teach/<run>``). Any other model (another preset, a
-changed field, ``retrain=True``) is trained once into ``gmgan.cache.derived_dir("models", preset,
-name)`` and reused from there. :func:`ensure_run` says in one printed line which of the three
-happened.
+(:data:`SHIPPED_DIR`, ``gmgan/teaching_models/teach/<run>``). Any other model (another
+preset, a changed field, ``retrain=True``) is trained once into
+``gmgan.cache.derived_dir("models", preset, name)`` and reused from there.
+:func:`ensure_run` says in one printed line which of the three happened.
 
 A model is found only when its configuration matches the one asked for. The comparison uses
 :func:`config_key`: the fields that change the trained weights or the logged curves (not the run's
@@ -16,7 +17,8 @@ alone; the new run goes to ``<name>-<hash>``, ``hash`` being 8 hex digits of the
 Files of a run folder (besides the trainer's own, see :mod:`gmgan.train`): ``run.json``, written
 when training finished, with the configuration key, the bicubic baseline, the weights used for l_P
 and the seconds each phase took. Only a folder with ``run.json`` counts as a finished run.
-:func:`export_run` copies a run into the shipped layout. Re-exported by :mod:`gmgan.experiments`.
+:func:`export_run` copies a run into the shipped layout. Re-exported by
+:mod:`gmgan.experiments`.
 """
 from __future__ import annotations
 
@@ -69,12 +71,14 @@ _GAN_ONLY = frozenset({"gan_iters", "gan_lr", "critic_lr", "gan_lr_halve_every",
                        "alpha", "beta", "gamma", "delta", "lam", "perceptual_layer", "perceptual_weights", "balance_random_vgg",
                        "d_num_feat", "d_norm"})
 
-#: The teaching models shipped with the package (``gmgan/teaching_models/<preset>/<run name>``):
-#: finished runs of the ``teach`` preset (weights, configuration, logs), trained once on a CPU by
-#: :func:`gmgan.experiments.train_teaching_models` and reused by the notebooks instead of training again. They are
-#: found by their configuration (:func:`config_key`), exactly like the runs of the derived-data
-#: cache, so a notebook that changes a field trains its own model.
-#: ``GMGAN_TEACHING_MODELS`` points elsewhere (a copy on shared storage, a test's folder).
+#: The teaching models shipped with the package
+#: (``gmgan/teaching_models/<preset>/<run name>``): finished runs of the ``teach``
+#: preset (weights, configuration, logs), trained once on a CPU by
+#: :func:`gmgan.experiments.train_teaching_models` and reused by the notebooks instead
+#: of training again. They are found by their configuration (:func:`config_key`),
+#: exactly like the runs of the derived-data cache, so a notebook that changes a field
+#: trains its own model. ``GMGAN_TEACHING_MODELS`` points elsewhere (a copy on shared storage, a
+#: test's folder).
 SHIPPED_DIR = Path(os.environ.get("GMGAN_TEACHING_MODELS") or Path(__file__).with_name("teaching_models"))
 
 _RUN_FILE = "run.json"
@@ -290,17 +294,21 @@ def _folder_state(folder: Path, key: dict[str, Any], phases: list[str]) -> str:
 @contextlib.contextmanager
 def _quiet_trainer(random_vgg: bool) -> Iterator[None]:
     """Keep the trainer's start-up line (it names an absolute path: logger
-    ``gmgan.train.setup``) and the random-VGG warning (announced by :func:`ensure_run` instead)
-    out of notebook outputs. The trainer's other messages are printed as usual."""
+    ``gmgan.train.setup``) and the random-VGG warning (announced by :func:`ensure_run`
+    instead) out of notebook outputs. The trainer's other messages are printed as
+    usual."""
     level = SETUP_LOG.level
     SETUP_LOG.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
             if random_vgg:
-                warnings.filterwarnings("ignore", message=r"PerceptualLoss\(weights=None\)")
-            # Validation turns the grey Set14 image into a tensor through a read-only numpy view
-            # (gmgan.imageio.image_to_tensor); torch warns although the tensor is only read.
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                warnings.filterwarnings("ignore",
+                                        message=r"PerceptualLoss\(weights=None\)")
+            # Validation turns the grey Set14 image into a tensor through a read-only
+            # numpy view (gmgan.imageio.image_to_tensor); torch warns although the
+            # tensor is only read.
+            warnings.filterwarnings("ignore",
+                                    message="The given NumPy array is not writable")
             yield
     finally:
         SETUP_LOG.setLevel(level)

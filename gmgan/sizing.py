@@ -1,9 +1,10 @@
-"""How long a training configuration takes, and which preset a notebook runs on this machine.
+"""How long a training configuration takes, and which preset a notebook runs here.
 
-:func:`estimate_seconds` scales measured seconds per update (:data:`CPU_SECONDS_PER_UPDATE`,
-:data:`GPU_SECONDS_PER_UPDATE`, :data:`T4_SECONDS_PER_UPDATE`) by a FLOP model of the networks
-(:func:`phase_flops`); :func:`print_estimate` says it in one line before a run starts;
-:func:`pick_preset` chooses ``colab`` on a CUDA device and ``teach`` on a CPU. Re-exported by
+:func:`estimate_seconds` scales measured seconds per update
+(:data:`CPU_SECONDS_PER_UPDATE`, :data:`GPU_SECONDS_PER_UPDATE`,
+:data:`T4_SECONDS_PER_UPDATE`) by a FLOP model of the networks (:func:`phase_flops`);
+:func:`print_estimate` says it in one line before a run starts; :func:`pick_preset`
+chooses ``colab`` on a CUDA device and ``teach`` on a CPU. Re-exported by
 :mod:`gmgan.experiments`, where the notebooks find them.
 """
 from __future__ import annotations
@@ -34,7 +35,8 @@ __all__ = [
 ]
 
 #: CPU seconds per generator update of the ``teach`` preset, training on one thread (see
-#: :func:`gmgan.runs.ensure_run`), measured with the trainer on the 2-core machine the notebooks were made on:
+#: :func:`gmgan.runs.ensure_run`), measured with the trainer on the 2-core machine the
+#: notebooks were made on:
 #: 1000 phase-1 updates took 200 s and 300 phase-2 updates 201 s of CPU time, validation included
 #: (about 30 s of it in each). On a busy machine the wall-clock time is longer. Estimates for other
 #: configurations scale these by the ratio of their FLOPs (:func:`estimate_seconds`).
@@ -64,9 +66,9 @@ T4_SECONDS_PER_UPDATE: dict[str, float | None] = {
 
 
 def phase_flops(cfg: TrainConfig, phase: str) -> float:
-    """The FLOP model of one update of ``phase`` (``"pretrain"`` or ``"gan"``) for ``cfg``'s
-    networks and batch: forward FLOPs weighted by how often each network runs per update
-    (:func:`_count_flops`, cached: counting takes a few seconds)."""
+    """The FLOP model of one update of ``phase`` (``"pretrain"`` or ``"gan"``) for
+    ``cfg``'s networks and batch: forward FLOPs weighted by how often each network runs
+    per update (:func:`_count_flops`, cached: counting takes a few seconds)."""
     fields = ("num_feat", "num_block", "num_grow", "scale", "batch_size", "patch_size", "d_num_feat",
               "d_norm", "n_critic", "perceptual_layer")
     uses_vgg = cfg.perceptual_mode != "none"
@@ -143,7 +145,8 @@ def estimate_seconds(cfg: TrainConfig, device: str = "cpu") -> float | None:
 
 
 def duration_text(seconds: float | None) -> str:
-    """A duration in words for the printed lines: ``"about 14 min"``, ``"about 1.5 h"``."""
+    """A duration in words for the printed lines: ``"about 14 min"``,
+    ``"about 1.5 h"``."""
     if seconds is None:
         return "an unknown time"
     if seconds < 90:
@@ -182,10 +185,12 @@ def print_estimate(cfg: TrainConfig, device: str | None = None) -> float | None:
     """
     key = estimate_device(device if device is not None else (None if cfg.device == "auto" else cfg.device))
     seconds = estimate_seconds(cfg, key)
-    steps = [f"{cfg.iters(p)} {'MSE' if p == 'pretrain' else 'GAN'} updates" for p in cfg.phases()]
+    steps = [f"{cfg.iters(p)} {'MSE' if p == 'pretrain' else 'GAN'} updates"
+             for p in cfg.phases()]
     gpu = ""
     if key != "cpu" and torch.cuda.is_available():
         gpu = f"; this GPU: {torch.cuda.get_device_name(0)}"
-    print(f"{cfg.name}: {' + '.join(steps)}, {duration_text(seconds)} on {ESTIMATE_DEVICES[key][2]}{gpu} "
-          f"(FLOP model x measured seconds per update; data download and preparation not included)", flush=True)
+    print(f"{cfg.name}: {' + '.join(steps)}, {duration_text(seconds)} on "
+          f"{ESTIMATE_DEVICES[key][2]}{gpu} (FLOP model x measured seconds per update; data "
+          f"download and preparation not included)", flush=True)
     return seconds

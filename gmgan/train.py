@@ -15,7 +15,8 @@ l_GA = -E[D(SR)]. Both use Adam with betas (0, 0.9); learning rates are halved e
 ``gan_lr_halve_every`` updates.
 
 Everything else (devices, mixed precision, several GPUs, the generator's moving average,
-checkpoints and resuming, logging, validation) lives in :mod:`gmgan.training`; how an update
+checkpoints and resuming, logging, validation) lives in :mod:`gmgan.training`; how an
+update
 is computed (``cfg.speed``: ``fast``, ``reference`` or ``auto``) is said in :mod:`gmgan.speed`
 and on the start-up line. :func:`pretrain_session` and :func:`gan_session` set a phase up and
 return its update rule, which the loop (and ``benchmarks.run --only cpu-train``) calls.
@@ -31,9 +32,9 @@ Files, for a run folder ``out_dir`` (default ``<GMGAN_DERIVED>/runs/<name>``)::
 Several GPUs: ``torchrun --nproc_per_node K -m gmgan train ...``; ``batch_size`` stays the global
 batch, each process computes ``batch_size / K`` samples and gradients are averaged.
 
-Messages go through :mod:`logging` (logger ``gmgan.train``; the start-up line, which names the run
-folder, through ``gmgan.train.setup``): ``logging.getLogger("gmgan.train.setup").setLevel(
-logging.WARNING)`` silences that line, see :mod:`gmgan.training.console`.
+Messages go through :mod:`logging` (logger ``gmgan.train``; the start-up line, which
+names the run folder, through ``gmgan.train.setup``), see :mod:`gmgan.training.console`:
+``logging.getLogger("gmgan.train.setup").setLevel(logging.WARNING)`` silences that line.
 """
 from __future__ import annotations
 
@@ -154,8 +155,9 @@ def initial_generator(cfg: TrainConfig, env: Env) -> RRDBNet:
 
 
 def perceptual_network(cfg: TrainConfig) -> torch.nn.Module | bool:
-    """The l_P network from ``cfg.perceptual_weights`` (:attr:`TrainConfig.perceptual_mode`):
-    ``imagenet``, a file, ``random`` (tests), or False for no perceptual loss."""
+    """The l_P network from ``cfg.perceptual_weights``
+    (:attr:`TrainConfig.perceptual_mode`): ``imagenet``, a file, ``random`` (tests), or
+    False for no perceptual loss."""
     mode = cfg.perceptual_mode
     if mode == "none":
         return False
@@ -315,8 +317,8 @@ def gan_session(cfg: TrainConfig, env: Env, stop: GracefulStop,
         criterion.beta, l_q, l_p = balanced_beta(cfg, G, criterion.perceptual, lr0.to(env.device),
                                                  hr0.to(env.device))
         if env.is_main:
-            LOG.info(f"[gan] l_P uses a random VGG19: beta = {cfg.beta:g} x l_Q / l_P = "
-                     f"{cfg.beta:g} x {l_q:.4f} / {l_p:.5f} = {criterion.beta:.2f} "
+            LOG.info(f"[gan] l_P uses a random VGG19: beta = {cfg.beta:g} x l_Q / l_P "
+                     f"= {cfg.beta:g} x {l_q:.4f} / {l_p:.5f} = {criterion.beta:.2f} "
                      f"(balance_random_vgg)")
     _to_format(plan, G, D, criterion)
     opt_g = plan.adam(G.parameters(), lr=cfg.gan_lr, betas=cfg.gan_betas)
@@ -435,10 +437,11 @@ def train(cfg: TrainConfig, **overrides: Any) -> TrainResult:
                 error = OSError(f"could not write {path}: {err.strerror or err}")
                 error.errno = err.errno
                 raise error from err
-            SETUP_LOG.info(f"training {', '.join(cfg.phases())} in {env.run_dir} on {env.device}"
-                           + (f" x {env.world_size} processes" if env.distributed else "")
-                           + f" ({speed_plan(cfg, env).describe()}"
-                           + (f", {_threads_text()})" if env.device.type == "cpu" else ")"))
+            processes = f" x {env.world_size} processes" if env.distributed else ""
+            threads = f", {_threads_text()}" if env.device.type == "cpu" else ""
+            SETUP_LOG.info(f"training {', '.join(cfg.phases())} in {env.run_dir} on "
+                           f"{env.device}{processes} ({speed_plan(cfg, env).describe()}"
+                           f"{threads})")
         result = TrainResult(run_dir=env.run_dir, config=cfg)
         if env.is_main and cfg.val_sets:
             result.bicubic = bicubic_scores(env.val_images(), scale=cfg.scale)

@@ -1,5 +1,5 @@
-"""Moved to the package :mod:`gmgan.training` (one module a topic); this name re-exports what
-it held for one release."""
+"""Moved to the package :mod:`gmgan.training` (one module a topic); this name
+re-exports what it held for one release."""
 from __future__ import annotations
 
 from gmgan.training import (

@@ -1,5 +1,5 @@
-"""TrainConfig (gmgan.config): presets, YAML round trip, overrides with type coercion, validation
-errors, the values derived from the fields, and the old module name."""
+"""TrainConfig (gmgan.config): presets, YAML round trip, overrides with type coercion,
+validation errors, the values derived from the fields, and the old module name."""
 from __future__ import annotations
 
 import dataclasses
@@ -131,14 +131,15 @@ def test_paper_preset_refuses_offline_without_its_data_or_vgg(tmp_path, monkeypa
 def test_iters_of_a_phase():
     cfg = get_preset("teach", pretrain_iters=7, gan_iters=3)
     assert (cfg.iters("pretrain"), cfg.iters("gan")) == (7, 3)
-    with pytest.raises(ValueError, match="phase must be 'pretrain' or 'gan'; got 'both'"):
+    with pytest.raises(ValueError, match="must be 'pretrain' or 'gan'; got 'both'"):
         cfg.iters("both")
 
 
 @pytest.mark.parametrize("weights, beta, mode", [
-    ("imagenet", 1.0, "imagenet"), (" ImageNet ", 1.0, "imagenet"), ("random", 1.0, "random"),
-    ("RANDOM", 2.0, "random"), ("none", 1.0, "none"), ("off", 1.0, "none"), ("False", 1.0, "none"),
-    ("imagenet", 0.0, "none"), ("random", 0.0, "none"), ("/w/vgg19.pth", 1.0, "file"),
+    ("imagenet", 1.0, "imagenet"), (" ImageNet ", 1.0, "imagenet"),
+    ("random", 1.0, "random"), ("RANDOM", 2.0, "random"), ("none", 1.0, "none"),
+    ("off", 1.0, "none"), ("False", 1.0, "none"), ("imagenet", 0.0, "none"),
+    ("random", 0.0, "none"), ("/w/vgg19.pth", 1.0, "file"),
 ])
 def test_perceptual_mode(weights, beta, mode):
     assert TrainConfig(perceptual_weights=weights, beta=beta).perceptual_mode == mode
@@ -158,17 +159,21 @@ def _minutes_in_doc(pattern: str) -> tuple[float, ...]:
 
 
 def test_the_module_doc_states_the_presets_estimated_minutes():
-    """The training times the module doc gives for the teach and colab presets are the ones
-    gmgan.sizing computes now (to the minute), and the updates are the presets' own."""
+    """The training times the module doc gives for the teach and colab presets are the
+    ones gmgan.sizing computes now (to the minute), and the updates are the presets'."""
     teach, colab = get_preset("teach"), get_preset("colab")
-    stated = _minutes_in_doc(r"(\d[\d,]*) MSE \+ (\d[\d,]*) GAN updates \(about (\d+) \+ (\d+) min")
+    phases = ("pretrain", "gan")
+    stated = _minutes_in_doc(r"(\d[\d,]*) MSE \+ (\d[\d,]*) GAN updates "
+                             r"\(about (\d+) \+ (\d+) min")
     assert stated[:2] == (teach.pretrain_iters, teach.gan_iters)
-    for phase, minutes in zip(("pretrain", "gan"), stated[2:]):
-        assert round(estimate_seconds(get_preset("teach", phase=phase)) / 60) == minutes, phase
-    stated = _minutes_in_doc(r"about ([\d.]+) s per phase-1 and ([\d.]+) s per phase-2 update, "
-                             r"(\d+) \+ (\d+) = (\d+) min")
-    per_phase = [estimate_seconds(get_preset("colab", phase=p), "t4") for p in ("pretrain", "gan")]
-    assert [round(s / colab.iters(p), 2) for s, p in zip(per_phase, ("pretrain", "gan"))] == list(stated[:2])
+    for phase, minutes in zip(phases, stated[2:]):
+        seconds = estimate_seconds(get_preset("teach", phase=phase))
+        assert round(seconds / 60) == minutes, phase
+    stated = _minutes_in_doc(r"about ([\d.]+) s per phase-1 and ([\d.]+) s per phase-2 "
+                             r"update, (\d+) \+ (\d+) = (\d+) min")
+    per_phase = [estimate_seconds(get_preset("colab", phase=p), "t4") for p in phases]
+    per_update = [round(s / colab.iters(p), 2) for s, p in zip(per_phase, phases)]
+    assert per_update == list(stated[:2])
     assert [round(s / 60) for s in per_phase] == list(stated[2:4])
     assert round(estimate_seconds(colab, "t4") / 60) == stated[4]
     assert "5,000 MSE + 2,000 GAN updates" in " ".join(gmgan.config.__doc__.split())

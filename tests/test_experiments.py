@@ -35,7 +35,7 @@ def cache(tmp_path, monkeypatch):
     """A fresh, empty GMGAN_DERIVED for each test, and no shipped models but those a test adds."""
     root = tmp_path / "derived"
     monkeypatch.setenv("GMGAN_DERIVED", str(root))
-    monkeypatch.setattr(runs, "SHIPPED_DIR", tmp_path / "shipped")  # where ensure_run looks
+    monkeypatch.setattr(runs, "SHIPPED_DIR", tmp_path / "shipped")  # ensure_run's
     monkeypatch.setattr(ex, "SHIPPED_DIR", tmp_path / "shipped")
     return root
 

@@ -1,5 +1,5 @@
-"""Finished runs found by their configuration (gmgan.runs): cache hits and misses, configuration
-keys, resumed runs, and the lines ensure_run prints."""
+"""Finished runs found by their configuration (gmgan.runs): cache hits and misses,
+configuration keys, resumed runs, and the lines ensure_run prints."""
 from __future__ import annotations
 
 import pytest
@@ -7,8 +7,8 @@ import pytest
 from gmgan import runs
 from gmgan.config import TrainConfig, apply_overrides
 
-# A generator small enough for a few steps per second on one CPU core; the training images are
-# scikit-image's samples (no data cache needed) and validation is off.
+# A generator small enough for a few steps per second on one CPU core; the training
+# images are scikit-image's samples (no data cache needed) and validation is off.
 TINY = {"num_feat": 8, "num_block": 1, "num_grow": 8, "d_num_feat": 8,
         "patch_size": 32, "batch_size": 4, "num_workers": 0, "pretrain_iters": 3, "gan_iters": 2,
         "log_every": 1, "val_every": 0, "ckpt_every": 0, "val_sets": (), "ema_decay": 0.9,
@@ -118,7 +118,8 @@ def test_a_bad_name_is_refused():
 
 
 def test_the_trainer_start_up_line_is_quiet_only_inside_ensure_run(cache, capsys):
-    """ensure_run silences the start-up line through its logger, and gives the level back."""
+    """ensure_run silences the start-up line through its logger, and gives the level
+    back."""
     import logging
 
     setup_log = logging.getLogger("gmgan.train.setup")

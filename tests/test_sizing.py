@@ -58,5 +58,7 @@ def test_estimate_scales_with_iterations_and_size():
 
 
 def test_durations_in_words():
-    assert [sizing.duration_text(s) for s in (None, 10, 45, 14 * 60, 1.5 * 3600, 30 * 3600)] == [
-        "an unknown time", "under a minute", "about 1 min", "about 14 min", "about 1.5 h", "about 30 h"]
+    seconds = (None, 10, 45, 14 * 60, 1.5 * 3600, 30 * 3600)
+    assert [sizing.duration_text(s) for s in seconds] == [
+        "an unknown time", "under a minute", "about 1 min", "about 14 min",
+        "about 1.5 h", "about 30 h"]

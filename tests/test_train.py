@@ -267,7 +267,8 @@ def test_a_resumed_phase_counts_the_seconds_before_the_interruption(tmp_path, mo
         clock["t"] += 1.0
         return clock["t"]
 
-    monkeypatch.setattr(phase_run_mod, "time", types.SimpleNamespace(perf_counter=perf_counter))
+    fake_time = types.SimpleNamespace(perf_counter=perf_counter)
+    monkeypatch.setattr(phase_run_mod, "time", fake_time)
     real_finish_step = tu.PhaseRun.finish_step
 
     def finish_step(self, step, terms):
@@ -527,16 +528,14 @@ def test_random_vgg_weight_is_balanced_against_lq_on_the_first_batch(tmp_path):
 def test_on_the_fly_augmentation_is_a_config_field(tmp_path, monkeypatch, augment):
     """TrainConfig.augment reaches the training patches (issue 11: without it the offline 8x set
     could never differ from the plain one, as every patch got a random flip anyway)."""
-    import gmgan.data as data
-
     made = []
-    original = data.PatchPairs
+    original = train_mod.PatchPairs
 
     def spy(*args, **kwargs):
         made.append(kwargs["augment"])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(data, "PatchPairs", spy)
+    monkeypatch.setattr(train_mod, "PatchPairs", spy)
     train(tiny(tmp_path, phase="pretrain", augment=augment))
     assert made and set(made) == {augment}
     from gmgan.config import get_preset

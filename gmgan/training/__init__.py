@@ -1,24 +1,27 @@
-"""The mechanics of training, kept out of :mod:`gmgan.train` so that file reads like the paper.
+"""The mechanics of training, kept out of :mod:`gmgan.train` so that it reads like the
+paper.
 
 One topic a module:
 
-* :mod:`~gmgan.training.environment`: the device, ``torch.distributed`` and the run folder
-  (:func:`setup`, :class:`Env`);
-* :mod:`~gmgan.training.run_folder`: one trainer per run folder (:class:`RunFolderLock`);
+* :mod:`~gmgan.training.environment`: the device, ``torch.distributed`` and the run
+  folder (:func:`setup`, :class:`Env`);
+* :mod:`~gmgan.training.run_folder`: one trainer per run folder
+  (:class:`RunFolderLock`);
 * :mod:`~gmgan.training.sampler`: the step-indexed data order that survives a resume
   (:class:`StepSampler`, :func:`phase_seed`, :func:`step_seed`, :func:`first_batch`);
 * :mod:`~gmgan.training.ema`: the generator's moving average (:class:`EMA`);
 * :mod:`~gmgan.training.gradients`: :func:`grad_norm`, :func:`frozen`;
-* :mod:`~gmgan.training.run_log`: ``log.jsonl``, ``val.jsonl``, TensorBoard (:class:`RunLog`);
+* :mod:`~gmgan.training.run_log`: ``log.jsonl``, ``val.jsonl``, TensorBoard
+  (:class:`RunLog`);
 * :mod:`~gmgan.training.console`: the trainer's messages through :mod:`logging` (logger
   ``gmgan.train``; ``gmgan.train.setup`` for the start-up line);
 * :mod:`~gmgan.training.graceful_stop`: Ctrl-C and SIGTERM (:class:`GracefulStop`);
 * :mod:`~gmgan.training.memory`: a batch that does not fit (:func:`run_phase`,
   :class:`BatchTooLarge`);
 * :mod:`~gmgan.training.validation`: validation scores on the benchmark sets;
-* :mod:`~gmgan.training.phase_run`: :class:`PhaseRun`, which ties them together for one phase,
-  and the :class:`PhaseResult` it returns:
-  ``for step, lr, hr in run.batches(): ...; run.update("G", loss); run.finish_step(step, terms)``.
+* :mod:`~gmgan.training.phase_run`: :class:`PhaseRun`, which ties them together for
+  one phase, and the :class:`PhaseResult` it returns: ``for step, lr, hr in
+  run.batches(): ...; run.update("G", loss); run.finish_step(step, terms)``.
 """
 from __future__ import annotations
 
@@ -31,7 +34,13 @@ from gmgan.training.memory import FIT_STEPS, BatchTooLarge, run_phase
 from gmgan.training.phase_run import PhaseResult, PhaseRun, TrainingDiverged
 from gmgan.training.run_folder import RunFolderBusy, RunFolderLock
 from gmgan.training.run_log import RunLog, read_jsonl
-from gmgan.training.sampler import StepSampler, first_batch, make_loader, phase_seed, step_seed
+from gmgan.training.sampler import (
+    StepSampler,
+    first_batch,
+    make_loader,
+    phase_seed,
+    step_seed,
+)
 from gmgan.training.validation import bicubic_scores, validate_model
 
 __all__ = [

@@ -1,5 +1,5 @@
-"""Where training runs: the device, ``torch.distributed`` and the run folder (:class:`Env`,
-:func:`setup`)."""
+"""Where training runs: the device, ``torch.distributed`` and the run folder
+(:class:`Env`, :func:`setup`)."""
 from __future__ import annotations
 
 import os

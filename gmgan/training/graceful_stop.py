@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM stop training after the step in progress (:class:`GracefulStop`)."""
+"""Ctrl-C and SIGTERM stop training after the step in progress
+(:class:`GracefulStop`)."""
 from __future__ import annotations
 
 import signal

@@ -1,5 +1,5 @@
-"""Small helpers of an update: the gradient norm (:func:`grad_norm`) and a network frozen for
-a block (:func:`frozen`, the critic while the generator learns)."""
+"""Small helpers of an update: the gradient norm (:func:`grad_norm`) and a network
+frozen for a block (:func:`frozen`, the critic while the generator learns)."""
 from __future__ import annotations
 
 import contextlib

@@ -68,8 +68,9 @@ def _probe_fits(run: Callable[[TrainConfig, Env], Any], cfg: TrainConfig, env: E
     return fits
 
 
-def run_phase(phase: str, run: Callable[[TrainConfig, Env], PhaseResult], cfg: TrainConfig,
-              env: Env, *, probe_overrides: Mapping[str, Any] | None = None) -> PhaseResult:
+def run_phase(phase: str, run: Callable[[TrainConfig, Env], PhaseResult],
+              cfg: TrainConfig, env: Env, *,
+              probe_overrides: Mapping[str, Any] | None = None) -> PhaseResult:
     """``run(cfg, env)`` (one phase of :mod:`gmgan.train`), with a clear error for a batch that
     does not fit in memory.
 

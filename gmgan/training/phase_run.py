@@ -54,7 +54,8 @@ class PhaseResult:
         validation: one dict per (step, model, set), as in ``<phase>/val.jsonl``.
         seconds: wall-clock seconds spent training the phase, summed over the calls that
             resumed it.
-        interrupted: True when Ctrl-C or SIGTERM stopped the phase (a checkpoint was written).
+        interrupted: True when Ctrl-C or SIGTERM stopped the phase (a checkpoint was
+            written).
     """
 
     weights: dict[str, Path]
@@ -83,12 +84,14 @@ class PhaseRun:
 
     ``run.nets[name]`` is the network to call for training (wrapped), ``run.raw[name]`` the plain
     module (for frozen use and saving), ``run.ema`` the EMA of ``"G"`` (``None`` if
-    ``cfg.ema_decay`` is 0). ``total``: the phase's updates (default ``cfg.iters(phase)``);
-    ``dataset_factory(seed)``: the training pairs of the phase, cropped with that seed.
+    ``cfg.ema_decay`` is 0). ``total``: the phase's updates (default
+    ``cfg.iters(phase)``); ``dataset_factory(seed)``: the training pairs of the phase,
+    cropped with that seed.
     """
 
     def __init__(self, phase: str, cfg: TrainConfig, env: Env, stop: GracefulStop, *,
-                 nets: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                 nets: dict[str, nn.Module],
+                 optimizers: dict[str, torch.optim.Optimizer],
                  halve_every: int, dataset_factory: Callable[[int], Dataset],
                  total: int | None = None) -> None:
         self.phase, self.cfg, self.env, self.stop = phase, cfg, env, stop
@@ -179,7 +182,8 @@ class PhaseRun:
         # summed over the calls that resumed it (not the time between a crash and its resume).
         self._t0 = time.perf_counter() - float(ckpt["extra"].get("seconds", 0.0))
         if self.env.is_main:
-            LOG.info(f"[{self.phase}] resuming from {path} (step {self.start} of {self.total})")
+            LOG.info(f"[{self.phase}] resuming from {path} "
+                     f"(step {self.start} of {self.total})")
 
     @property
     def complete(self) -> bool:
@@ -327,8 +331,9 @@ class PhaseRun:
                     LOG.warning(f"[{self.phase}] " + "; ".join(notes.values()))
             first = sets[cfg.val_sets[0]]
             if first and self.log.writer is not None:
-                self.log.image(f"{self.phase}/{cfg.val_sets[0]}_{first[0].name}",
-                               preview_grid(self.eval_model(), first[0], env.device, cfg.scale), step)
+                grid = preview_grid(self.eval_model(), first[0], env.device, cfg.scale)
+                tag = f"{self.phase}/{cfg.val_sets[0]}_{first[0].name}"
+                self.log.image(tag, grid, step)
         env.barrier()
 
     def save(self, step: int) -> Path | None:
@@ -374,9 +379,9 @@ class PhaseRun:
         if self.interrupted:
             step = self._saved_step
             if env.is_main:
-                LOG.warning(f"\n[{self.phase}] stopped at step {step} of {self.total}; checkpoint in "
-                            f"{self.ckpt_dir}. To continue, run the same command with --resume "
-                            f"(gmgan train ... --resume), or "
+                LOG.warning(f"\n[{self.phase}] stopped at step {step} of {self.total}; "
+                            f"checkpoint in {self.ckpt_dir}. To continue, run the same "
+                            f"command with --resume (gmgan train ... --resume), or "
                             f"train(dataclasses.replace(cfg, resume=True)).")
         else:
             if not self.complete:

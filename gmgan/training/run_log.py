@@ -1,5 +1,5 @@
-"""What a phase writes down: ``log.jsonl`` and ``val.jsonl`` (:class:`RunLog`, :func:`read_jsonl`),
-TensorBoard scalars and a preview image (:func:`preview_grid`)."""
+"""What a phase writes down: ``log.jsonl`` and ``val.jsonl`` (:class:`RunLog`,
+:func:`read_jsonl`), TensorBoard scalars and a preview image (:func:`preview_grid`)."""
 from __future__ import annotations
 
 import contextlib
@@ -34,7 +34,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _debug(row: dict[str, Any]) -> None:
-    """A log or validation row as a DEBUG message of ``gmgan.train`` (off by default)."""
+    """A log or validation row as a DEBUG message of ``gmgan.train`` (off by
+    default)."""
     if LOG.isEnabledFor(logging.DEBUG):
         LOG.debug(f"[{row['phase']}] {json.dumps(row)}")
 
@@ -124,10 +125,11 @@ class RunLog:
             self.writer = None
 
 
-def preview_grid(model: nn.Module, image, device: torch.device, scale: int, size: int = 128) -> torch.Tensor:
-    """A 3-panel image for TensorBoard: LR (nearest-upsampled) | SR | HR, a centre crop of
-    ``size`` HR pixels of a benchmark ``image`` (``.lr``, ``.hr``: uint8 arrays); returns a
-    float (3, H, W) grid in [0, 1] on the CPU."""
+def preview_grid(model: nn.Module, image, device: torch.device, scale: int,
+                 size: int = 128) -> torch.Tensor:
+    """A 3-panel image for TensorBoard: LR (nearest-upsampled) | SR | HR, a centre crop
+    of ``size`` HR pixels of a benchmark ``image`` (``.lr``, ``.hr``: uint8 arrays);
+    returns a float (3, H, W) grid in [0, 1] on the CPU."""
     lr = image.lr if image.lr.ndim == 3 else np.repeat(image.lr[:, :, None], 3, axis=2)
     hr = image.hr if image.hr.ndim == 3 else np.repeat(image.hr[:, :, None], 3, axis=2)
     p = min(size // scale, lr.shape[0], lr.shape[1])

@@ -1,12 +1,12 @@
-"""The step-indexed data order: the seeds of a phase and of a step, :class:`StepSampler`,
-:func:`first_batch` and the DataLoader (:func:`make_loader`).
+"""The step-indexed data order: the seeds of a phase and of a step,
+:class:`StepSampler`, :func:`first_batch` and the DataLoader (:func:`make_loader`).
 
-Reproducibility: everything random in step ``s`` is a pure function of ``(seed, phase, s)``. The
-data order and crops come from :class:`StepSampler` and the dataset's per-index generator, and
-the global torch generator is re-seeded at the start of every step (:func:`step_seed`), so the
-gradient penalty's random mixing weights do not depend on what ran before. A run resumed from a
-checkpoint therefore repeats the uninterrupted run exactly on a CPU (GPU kernels may not be
-bitwise deterministic).
+Reproducibility: everything random in step ``s`` is a pure function of
+``(seed, phase, s)``. The data order and crops come from :class:`StepSampler` and the
+dataset's per-index generator, and the global torch generator is re-seeded at the start
+of every step (:func:`step_seed`), so the gradient penalty's random mixing weights do
+not depend on what ran before. A run resumed from a checkpoint therefore repeats the
+uninterrupted run exactly on a CPU (GPU kernels may not be bitwise deterministic).
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["PHASE_INDEX", "StepSampler", "first_batch", "make_loader", "phase_seed", "step_seed"]
+__all__ = ["PHASE_INDEX", "StepSampler", "first_batch", "make_loader", "phase_seed",
+           "step_seed"]
 
 PHASE_INDEX = {"pretrain": 0, "gan": 1}
 

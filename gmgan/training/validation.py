@@ -1,5 +1,5 @@
-"""Validation scores of the trainer: :func:`validate_model` (a generator on the benchmark sets)
-and :func:`bicubic_scores` (the baseline).
+"""Validation scores of the trainer: :func:`validate_model` (a generator on the
+benchmark sets) and :func:`bicubic_scores` (the baseline).
 
 The functions here are moved unchanged from ``gmgan.train_utils``; one scoring path
 (``gmgan.evaluate``) is to replace them.

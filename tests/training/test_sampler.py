@@ -26,6 +26,7 @@ def test_seeds_are_pure_functions_of_their_arguments():
     assert phase_seed(3, "pretrain") == 6 and phase_seed(3, "gan") == 7
     first = step_seed(0, "gan", 5)
     assert first == step_seed(0, "gan", 5) and 0 <= first < 2**63
-    assert len({first, step_seed(0, "gan", 6), step_seed(0, "pretrain", 5), step_seed(0, "gan", 5, 1),
-                step_seed(1, "gan", 5)}) == 5
+    others = {step_seed(0, "gan", 6), step_seed(0, "pretrain", 5),
+              step_seed(0, "gan", 5, 1), step_seed(1, "gan", 5)}
+    assert len(others) == 4 and first not in others
     torch.manual_seed(step_seed(0, "gan", 5))  # a valid torch seed
