@@ -15,7 +15,8 @@ l_GA = -E[D(SR)]. Both use Adam with betas (0, 0.9); learning rates are halved e
 ``gan_lr_halve_every`` updates.
 
 Everything else (devices, mixed precision, several GPUs, the generator's moving average,
-checkpoints and resuming, logging, validation) lives in :mod:`gmgan.train_utils`; how an update
+checkpoints and resuming, logging, validation) lives in :mod:`gmgan.training`; how an
+update
 is computed (``cfg.speed``: ``fast``, ``reference`` or ``auto``) is said in :mod:`gmgan.speed`
 and on the start-up line. :func:`pretrain_session` and :func:`gan_session` set a phase up and
 return its update rule, which the loop (and ``benchmarks.run --only cpu-train``) calls.
@@ -30,6 +31,10 @@ Files, for a run folder ``out_dir`` (default ``<GMGAN_DERIVED>/runs/<name>``)::
 
 Several GPUs: ``torchrun --nproc_per_node K -m gmgan train ...``; ``batch_size`` stays the global
 batch, each process computes ``batch_size / K`` samples and gradients are averaged.
+
+Messages go through :mod:`logging` (logger ``gmgan.train``; the start-up line, which
+names the run folder, through ``gmgan.train.setup``), see :mod:`gmgan.training.console`:
+``logging.getLogger("gmgan.train.setup").setLevel(logging.WARNING)`` silences that line.
 """
 from __future__ import annotations
 
@@ -37,7 +42,6 @@ import contextlib
 import functools
 import math
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,14 +50,18 @@ from typing import Any
 import torch
 
 from gmgan.checkpoint import list_checkpoints
-from gmgan.losses import GMGANLoss, PerceptualLoss, mse_loss
+from gmgan.config import TrainConfig, apply_overrides
+from gmgan.data import PatchPairs, prepare_training_set
+from gmgan.data.registry import DATASETS, get_info
+from gmgan.losses import GMGANLoss, PerceptualLoss, QualityLoss, mse_loss
 from gmgan.nets import Discriminator, RRDBNet, load_generator
-from gmgan.presets import TrainConfig, apply_overrides
+from gmgan.pretrained import require_perceptual_weights
 from gmgan.speed import SpeedPlan, plan_speed
-from gmgan.train_utils import (
+from gmgan.training import (
     BatchTooLarge,
     Env,
     GracefulStop,
+    PhaseResult,
     PhaseRun,
     TrainingDiverged,
     bicubic_scores,
@@ -63,6 +71,7 @@ from gmgan.train_utils import (
     run_phase,
     setup,
 )
+from gmgan.training.console import LOG, SETUP_LOG
 
 __all__ = ["BatchTooLarge", "PhaseSession", "TrainResult", "TrainingDiverged", "gan", "gan_session",
            "pretrain", "pretrain_session", "train"]
@@ -146,20 +155,21 @@ def initial_generator(cfg: TrainConfig, env: Env) -> RRDBNet:
 
 
 def perceptual_network(cfg: TrainConfig) -> torch.nn.Module | bool:
-    """The l_P network from ``cfg.perceptual_weights``: ``imagenet``, a file, ``random`` (tests)
-    or ``none`` (no perceptual loss)."""
-    spec = cfg.perceptual_weights
-    if cfg.beta == 0 or spec.lower() in ("none", "off", "false"):
+    """The l_P network from ``cfg.perceptual_weights``
+    (:attr:`TrainConfig.perceptual_mode`): ``imagenet``, a file, ``random`` (tests), or
+    False for no perceptual loss."""
+    mode = cfg.perceptual_mode
+    if mode == "none":
         return False
-    if spec.lower() == "random":  # seeded by the run's seed: the same network on every resume
+    if mode == "random":  # seeded by the run's seed: the same network on every resume
         return PerceptualLoss(layer=cfg.perceptual_layer, weights=None, seed=cfg.seed)
-    return PerceptualLoss(layer=cfg.perceptual_layer, weights=spec)
+    weights = "imagenet" if mode == "imagenet" else cfg.perceptual_weights
+    return PerceptualLoss(layer=cfg.perceptual_layer, weights=weights)
 
 
 def balances_perceptual(cfg: TrainConfig) -> bool:
     """Whether phase 2 rescales beta for a random VGG19 (:func:`balanced_beta`)."""
-    return (cfg.balance_random_vgg and cfg.beta > 0
-            and cfg.perceptual_weights.lower() == "random")
+    return cfg.balance_random_vgg and cfg.perceptual_mode == "random"
 
 
 @torch.no_grad()
@@ -176,8 +186,6 @@ def balanced_beta(cfg: TrainConfig, G: torch.nn.Module, perceptual: torch.nn.Mod
     measured on the same images, so the rule does not depend on the run's length or on a resume;
     the ImageNet l_P of the ``paper`` preset is never rescaled.
     """
-    from gmgan.losses import QualityLoss
-
     sr = G(lr).float()
     l_q = float(QualityLoss()(sr, hr))
     l_p = float(perceptual(sr, hr))
@@ -212,8 +220,6 @@ def critic_optimizer(D: torch.nn.Module, cfg: TrainConfig, plan: SpeedPlan | Non
 def training_patches(cfg: TrainConfig, env: Env, seed: int):
     """The training set as random (LR, HR) patch pairs (:class:`gmgan.data.PatchPairs`); the LR
     images are made (MATLAB bicubic) and cached on first use, by the main process first."""
-    from gmgan.data import PatchPairs, prepare_training_set
-
     def prepare():
         return prepare_training_set(cfg.train_set, scale=cfg.scale, subimages=cfg.subimages,
                                     augment8=cfg.augment8, progress=cfg.progress and env.is_main)
@@ -255,7 +261,7 @@ class PhaseSession:
     plan: SpeedPlan
 
 
-def _train_loop(session: PhaseSession) -> dict[str, Any]:
+def _train_loop(session: PhaseSession) -> PhaseResult:
     run = session.run
     for step, lr, hr in run.batches():
         run.finish_step(step, session.update(lr, hr))
@@ -271,7 +277,7 @@ def pretrain_session(cfg: TrainConfig, env: Env, stop: GracefulStop) -> PhaseSes
     G = env.place(build_generator(cfg))
     _to_format(plan, G)
     opt_g = plan.adam(G.parameters(), lr=cfg.pretrain_lr, betas=cfg.pretrain_betas)
-    run = _phase_run("pretrain", plan.apply(cfg), env, stop, total=cfg.pretrain_iters, nets={"G": G},
+    run = _phase_run("pretrain", plan.apply(cfg), env, stop, nets={"G": G},
                      optimizers={"G": opt_g}, halve_every=cfg.pretrain_lr_halve_every)
     G = run.nets["G"]  # the same weights, wrapped for training (DDP, torch.compile)
 
@@ -285,7 +291,7 @@ def pretrain_session(cfg: TrainConfig, env: Env, stop: GracefulStop) -> PhaseSes
     return PhaseSession(run, update, plan)
 
 
-def pretrain(cfg: TrainConfig, env: Env, stop: GracefulStop) -> dict[str, Any]:
+def pretrain(cfg: TrainConfig, env: Env, stop: GracefulStop) -> PhaseResult:
     """Phase 1: PSNR-oriented pre-training of G with the pixel MSE only."""
     return _train_loop(pretrain_session(cfg, env, stop))
 
@@ -311,13 +317,13 @@ def gan_session(cfg: TrainConfig, env: Env, stop: GracefulStop,
         criterion.beta, l_q, l_p = balanced_beta(cfg, G, criterion.perceptual, lr0.to(env.device),
                                                  hr0.to(env.device))
         if env.is_main:
-            print(f"[gan] l_P uses a random VGG19: beta = {cfg.beta:g} x l_Q / l_P = {cfg.beta:g} x "
-                  f"{l_q:.4f} / {l_p:.5f} = {criterion.beta:.2f} (balance_random_vgg)",
-                  file=sys.stderr, flush=True)
+            LOG.info(f"[gan] l_P uses a random VGG19: beta = {cfg.beta:g} x l_Q / l_P "
+                     f"= {cfg.beta:g} x {l_q:.4f} / {l_p:.5f} = {criterion.beta:.2f} "
+                     f"(balance_random_vgg)")
     _to_format(plan, G, D, criterion)
     opt_g = plan.adam(G.parameters(), lr=cfg.gan_lr, betas=cfg.gan_betas)
     opt_d = critic_optimizer(D, cfg, plan)
-    run = _phase_run("gan", plan.apply(cfg), env, stop, total=cfg.gan_iters, nets={"G": G, "D": D},
+    run = _phase_run("gan", plan.apply(cfg), env, stop, nets={"G": G, "D": D},
                      optimizers={"G": opt_g, "D": opt_d}, halve_every=cfg.gan_lr_halve_every)
     G, D = run.nets["G"], plan.critic(run.nets["D"])
 
@@ -351,7 +357,7 @@ def gan_session(cfg: TrainConfig, env: Env, stop: GracefulStop,
 
 
 def gan(cfg: TrainConfig, env: Env, stop: GracefulStop,
-        perceptual: torch.nn.Module | bool | None = None) -> dict[str, Any]:
+        perceptual: torch.nn.Module | bool | None = None) -> PhaseResult:
     """Phase 2: G (from phase 1) against a WGAN-GP critic D, with GMGAN's generator loss.
     ``perceptual``: the l_P network if already built (default: :func:`perceptual_network`)."""
     return _train_loop(gan_session(cfg, env, stop, perceptual))
@@ -378,8 +384,6 @@ def _check_run_dir(cfg: TrainConfig, env: Env) -> None:
 def _check_train_set(cfg: TrainConfig) -> None:
     """Refuse a training set that names nothing before anything is written or downloaded (the
     set itself is fetched later, by :func:`gmgan.data.prepare.prepare_training_set`)."""
-    from gmgan.data.registry import DATASETS, get_info
-
     text = str(cfg.train_set)
     if "/" not in text and os.sep not in text:
         try:
@@ -396,7 +400,7 @@ def train(cfg: TrainConfig, **overrides: Any) -> TrainResult:
     """Train GMGAN: phase 1, phase 2 or both (``cfg.phase``), as described in the module doc.
 
     Args:
-        cfg: a :class:`~gmgan.presets.TrainConfig`, e.g. ``get_preset("teach")``.
+        cfg: a :class:`~gmgan.config.TrainConfig`, e.g. ``get_preset("teach")``.
         overrides: fields to change, e.g. ``train(cfg, pretrain_iters=100)``.
 
     Returns:
@@ -417,9 +421,8 @@ def train(cfg: TrainConfig, **overrides: Any) -> TrainResult:
     if overrides:
         cfg = apply_overrides(cfg, overrides)
     _check_train_set(cfg)
-    if "gan" in cfg.phases() and cfg.beta > 0:  # l_P's VGG19: fetched now or refused now, not at phase 2
-        from gmgan.pretrained import require_perceptual_weights
-
+    if "gan" in cfg.phases() and cfg.perceptual_mode != "none":
+        # l_P's VGG19: fetched now or refused now, not at phase 2
         require_perceptual_weights(cfg.perceptual_weights, progress=cfg.progress)
     env = setup(cfg)
     try:
@@ -434,16 +437,14 @@ def train(cfg: TrainConfig, **overrides: Any) -> TrainResult:
                 error = OSError(f"could not write {path}: {err.strerror or err}")
                 error.errno = err.errno
                 raise error from err
-            print(f"training {', '.join(cfg.phases())} in {env.run_dir} on {env.device}"
-                  + (f" x {env.world_size} processes" if env.distributed else "")
-                  + f" ({speed_plan(cfg, env).describe()}"
-                  + (f", {_threads_text()})" if env.device.type == "cpu" else ")"),
-                  file=sys.stderr, flush=True)
+            processes = f" x {env.world_size} processes" if env.distributed else ""
+            threads = f", {_threads_text()}" if env.device.type == "cpu" else ""
+            SETUP_LOG.info(f"training {', '.join(cfg.phases())} in {env.run_dir} on "
+                           f"{env.device}{processes} ({speed_plan(cfg, env).describe()}"
+                           f"{threads})")
         result = TrainResult(run_dir=env.run_dir, config=cfg)
         if env.is_main and cfg.val_sets:
-            from gmgan.train_utils import _load_val_sets
-
-            result.bicubic = bicubic_scores(_load_val_sets(env), scale=cfg.scale)
+            result.bicubic = bicubic_scores(env.val_images(), scale=cfg.scale)
         # Build the VGG of l_P now: missing ImageNet weights should stop the run before phase 1,
         # not hours later at the start of phase 2.
         phases = {"pretrain": pretrain, "gan": gan}
@@ -455,13 +456,13 @@ def train(cfg: TrainConfig, **overrides: Any) -> TrainResult:
                 probe = {"pretrained_g": str(pretrained_path(cfg, env))} if phase == "gan" else {}
                 out = run_phase(phase, functools.partial(phases[phase], stop=stop), cfg, env,
                                 probe_overrides=probe)
-                result.history += out["history"]
-                result.validation += out["validation"]
-                result.seconds[phase] = out["seconds"]
-                if out["interrupted"]:
+                result.history += out.history
+                result.validation += out.validation
+                result.seconds[phase] = out.seconds
+                if out.interrupted:
                     result.interrupted = True
                     break
-                result.weights[phase] = out["weights"]
+                result.weights[phase] = out.weights
         return result
     finally:
         env.close()

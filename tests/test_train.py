@@ -13,15 +13,14 @@ import types
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import gmgan.train as train_mod
-import gmgan.train_utils as tu
+import gmgan.training as tu
+import gmgan.training.phase_run as phase_run_mod
 from gmgan.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
+from gmgan.config import TrainConfig, apply_overrides
 from gmgan.nets import load_generator
-from gmgan.presets import TrainConfig, apply_overrides
 from gmgan.train import TrainingDiverged, train
-from gmgan.train_utils import EMA, StepSampler
 
 # A generator and critic small enough for a few steps per second on one CPU core.
 TINY = {"train_set": "samples", "num_feat": 8, "num_block": 1, "num_grow": 8, "d_num_feat": 8,
@@ -41,45 +40,6 @@ def _losses(history):
 def _weights(path):
     from safetensors.torch import load_file
     return load_file(str(path))
-
-
-# ---------------------------------------------------------------------- pieces
-
-
-def test_step_sampler_is_a_pure_function_of_seed_and_step():
-    full = list(StepSampler(10, 4, seed=3, start=0, end=8))
-    assert list(StepSampler(10, 4, seed=3, start=5, end=8)) == full[5:]
-    assert list(StepSampler(10, 4, seed=4, start=0, end=8)) != full
-    stream = np.concatenate(full)  # 32 positions = passes 0, 1, 2 (partly) over 10 images
-    for e in range(3):
-        chunk = stream[10 * e:10 * (e + 1)]
-        assert sorted(chunk // 10) == [e] * len(chunk)  # pass e uses indices e*10 .. e*10+9
-        assert sorted(chunk % 10) == sorted(set(chunk % 10))  # each image at most once per pass
-    assert sorted(stream[:10] % 10) == list(range(10))
-    halves = [list(StepSampler(10, 4, seed=3, start=0, end=8, rank=r, world_size=2)) for r in (0, 1)]
-    assert [a + b for a, b in zip(*halves)] == full
-    assert StepSampler(10, 4).dataset_length(8) >= 10 * 3 + 10
-
-
-def test_ema_matches_hand_computation():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2)).double()
-    ema = EMA(model, decay=0.9)
-    expected = {k: v.clone() for k, v in model.state_dict().items()}
-    for _ in range(3):
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(torch.randn_like(p))
-        model(torch.randn(4, 3, dtype=torch.float64))  # moves the BatchNorm running statistics
-        ema.update(model)
-        for name, p in model.named_parameters():
-            expected[name] = 0.9 * expected[name] + 0.1 * p.detach()
-    state = ema.state_dict()
-    for name, _ in model.named_parameters():
-        torch.testing.assert_close(state[name], expected[name], rtol=0, atol=1e-12)
-    for name, b in model.named_buffers():  # buffers are copied, not averaged
-        assert torch.equal(state[name], b)
-    assert not any(p.requires_grad for p in ema.module.parameters())
 
 
 # ---------------------------------------------------------------------- whole runs
@@ -307,7 +267,8 @@ def test_a_resumed_phase_counts_the_seconds_before_the_interruption(tmp_path, mo
         clock["t"] += 1.0
         return clock["t"]
 
-    monkeypatch.setattr(tu, "time", types.SimpleNamespace(perf_counter=perf_counter, strftime=tu.time.strftime))
+    fake_time = types.SimpleNamespace(perf_counter=perf_counter)
+    monkeypatch.setattr(phase_run_mod, "time", fake_time)
     real_finish_step = tu.PhaseRun.finish_step
 
     def finish_step(self, step, terms):
@@ -363,7 +324,7 @@ def test_checkpoint_write_failure_stops_or_continues(tmp_path, monkeypatch):
     def failing(*args, **kwargs):
         raise CheckpointError("could not write checkpoint: No space left on device")
 
-    monkeypatch.setattr(tu, "save_checkpoint", failing)
+    monkeypatch.setattr(phase_run_mod, "save_checkpoint", failing)
     with pytest.raises(CheckpointError, match="No space left"):
         train(tiny(tmp_path, name="stop", phase="pretrain", pretrain_iters=2))
     with pytest.warns(RuntimeWarning, match="continues without this checkpoint"):
@@ -402,7 +363,7 @@ def test_run_on_t91_with_validation(tmp_path, data_dir):
 
 HOLD_SCRIPT = textwrap.dedent("""
     import sys, time
-    from gmgan.train_utils import RunFolderLock
+    from gmgan.training import RunFolderLock
 
     lock = RunFolderLock(sys.argv[1]).acquire()
     print("held", flush=True)
@@ -444,8 +405,8 @@ def test_one_trainer_per_run_folder(tmp_path):
 
 DDP_SCRIPT = textwrap.dedent("""
     import sys, torch
-    import gmgan.train_utils as tu
-    from gmgan.presets import TrainConfig
+    import gmgan.training as tu
+    from gmgan.config import TrainConfig
     from gmgan.train import train
 
     dump = sys.argv[2]
@@ -567,18 +528,16 @@ def test_random_vgg_weight_is_balanced_against_lq_on_the_first_batch(tmp_path):
 def test_on_the_fly_augmentation_is_a_config_field(tmp_path, monkeypatch, augment):
     """TrainConfig.augment reaches the training patches (issue 11: without it the offline 8x set
     could never differ from the plain one, as every patch got a random flip anyway)."""
-    import gmgan.data as data
-
     made = []
-    original = data.PatchPairs
+    original = train_mod.PatchPairs
 
     def spy(*args, **kwargs):
         made.append(kwargs["augment"])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(data, "PatchPairs", spy)
+    monkeypatch.setattr(train_mod, "PatchPairs", spy)
     train(tiny(tmp_path, phase="pretrain", augment=augment))
     assert made and set(made) == {augment}
-    from gmgan.presets import get_preset
+    from gmgan.config import get_preset
 
     assert get_preset("paper").augment is False  # the paper's x8 set is its augmentation

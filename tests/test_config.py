@@ -1,11 +1,15 @@
-"""TrainConfig: presets, YAML round trip, overrides with type coercion, validation errors."""
+"""TrainConfig (gmgan.config): presets, YAML round trip, overrides with type coercion,
+validation errors, the values derived from the fields, and the old module name."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
-from gmgan.presets import PRESETS, TrainConfig, apply_overrides, get_preset
+import gmgan.config
+from gmgan.config import PRESETS, TrainConfig, apply_overrides, get_preset
+from gmgan.sizing import estimate_seconds
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -121,40 +125,56 @@ def test_paper_preset_refuses_offline_without_its_data_or_vgg(tmp_path, monkeypa
                          perceptual_weights="random", num_block=1, num_feat=8, num_grow=8, num_workers=0))
 
 
-def test_colab_preset_is_sized_for_an_hour_on_a_t4():
-    import gmgan.experiments as ex
-
-    cfg = get_preset("colab")
-    seconds = ex.estimate_seconds(cfg, "t4")
-    assert 45 * 60 < seconds < 75 * 60
-    teach, paper = get_preset("teach"), get_preset("paper")
-    for phase in ("pretrain", "gan"):  # a generator between the teaching and the paper size
-        assert ex._phase_flops(teach, phase) < ex._phase_flops(cfg, phase) < ex._phase_flops(paper, phase)
-    assert teach.num_block < cfg.num_block < paper.num_block
-    assert cfg.amp == "fp16" and cfg.train_set == "DIV2K" and cfg.perceptual_weights == "imagenet"
-    assert cfg.perceptual_layer == paper.perceptual_layer and cfg.batch_size == paper.batch_size
-    # the T4 table is the H200's scaled by the ratio of the peaks, and labelled an estimate
-    assert ex.T4_SECONDS_PER_UPDATE["gan"] == pytest.approx(ex.GPU_SECONDS_PER_UPDATE["gan"] * 989 / 65)
-    assert "ESTIMATE" in __import__("gmgan.presets").presets.__doc__
-    assert ex.estimate_seconds(paper, "t4") > 20 * 86400  # weeks: why a colab preset exists
+# ---------------------------------------------------------------------- derived values
 
 
-def test_pick_preset_and_print_estimate(monkeypatch, capsys):
-    import torch
+def test_iters_of_a_phase():
+    cfg = get_preset("teach", pretrain_iters=7, gan_iters=3)
+    assert (cfg.iters("pretrain"), cfg.iters("gan")) == (7, 3)
+    with pytest.raises(ValueError, match="must be 'pretrain' or 'gan'; got 'both'"):
+        cfg.iters("both")
 
-    import gmgan.experiments as ex
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert ex.pick_preset() == "teach" and ex.pick_preset("paper") == "paper"
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert ex.pick_preset(None) == "colab"
-    with pytest.raises(ValueError, match="known presets"):
-        ex.pick_preset("huge")
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Tesla T4")
-    assert ex.estimate_device() == "t4" and ex.estimate_device("cpu") == "cpu"
-    seconds = ex.print_estimate(get_preset("colab"))
-    out = capsys.readouterr().out
-    assert seconds == pytest.approx(ex.estimate_seconds(get_preset("colab"), "t4"))
-    assert out.startswith("colab: 5000 MSE updates + 2000 GAN updates, about ") and "Colab T4 (estimate)" in out
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H200")
-    assert ex.estimate_device() == "gpu"
+@pytest.mark.parametrize("weights, beta, mode", [
+    ("imagenet", 1.0, "imagenet"), (" ImageNet ", 1.0, "imagenet"),
+    ("random", 1.0, "random"), ("RANDOM", 2.0, "random"), ("none", 1.0, "none"),
+    ("off", 1.0, "none"), ("False", 1.0, "none"), ("imagenet", 0.0, "none"),
+    ("random", 0.0, "none"), ("/w/vgg19.pth", 1.0, "file"),
+])
+def test_perceptual_mode(weights, beta, mode):
+    assert TrainConfig(perceptual_weights=weights, beta=beta).perceptual_mode == mode
+
+
+def test_the_presets_module_still_re_exports_the_config():
+    import gmgan.presets
+
+    for name in ("CHOICES", "PRESETS", "TrainConfig", "apply_overrides", "get_preset"):
+        assert getattr(gmgan.presets, name) is getattr(gmgan.config, name)
+
+
+def _minutes_in_doc(pattern: str) -> tuple[float, ...]:
+    match = re.search(pattern, " ".join(gmgan.config.__doc__.split()))
+    assert match, pattern
+    return tuple(float(x.replace(",", "")) for x in match.groups())
+
+
+def test_the_module_doc_states_the_presets_estimated_minutes():
+    """The training times the module doc gives for the teach and colab presets are the
+    ones gmgan.sizing computes now (to the minute), and the updates are the presets'."""
+    teach, colab = get_preset("teach"), get_preset("colab")
+    phases = ("pretrain", "gan")
+    stated = _minutes_in_doc(r"(\d[\d,]*) MSE \+ (\d[\d,]*) GAN updates "
+                             r"\(about (\d+) \+ (\d+) min")
+    assert stated[:2] == (teach.pretrain_iters, teach.gan_iters)
+    for phase, minutes in zip(phases, stated[2:]):
+        seconds = estimate_seconds(get_preset("teach", phase=phase))
+        assert round(seconds / 60) == minutes, phase
+    stated = _minutes_in_doc(r"about ([\d.]+) s per phase-1 and ([\d.]+) s per phase-2 "
+                             r"update, (\d+) \+ (\d+) = (\d+) min")
+    per_phase = [estimate_seconds(get_preset("colab", phase=p), "t4") for p in phases]
+    per_update = [round(s / colab.iters(p), 2) for s, p in zip(per_phase, phases)]
+    assert per_update == list(stated[:2])
+    assert [round(s / 60) for s in per_phase] == list(stated[2:4])
+    assert round(estimate_seconds(colab, "t4") / 60) == stated[4]
+    assert "5,000 MSE + 2,000 GAN updates" in " ".join(gmgan.config.__doc__.split())
+    assert (colab.pretrain_iters, colab.gan_iters) == (5000, 2000)

@@ -1,0 +1,129 @@
+"""Finished runs found by their configuration (gmgan.runs): cache hits and misses,
+configuration keys, resumed runs, and the lines ensure_run prints."""
+from __future__ import annotations
+
+import pytest
+
+from gmgan import runs
+from gmgan.config import TrainConfig, apply_overrides
+
+# A generator small enough for a few steps per second on one CPU core; the training
+# images are scikit-image's samples (no data cache needed) and validation is off.
+TINY = {"num_feat": 8, "num_block": 1, "num_grow": 8, "d_num_feat": 8,
+        "patch_size": 32, "batch_size": 4, "num_workers": 0, "pretrain_iters": 3, "gan_iters": 2,
+        "log_every": 1, "val_every": 0, "ckpt_every": 0, "val_sets": (), "ema_decay": 0.9,
+        "perceptual_layer": "conv1_2", "perceptual_weights": "random"}
+
+
+def tiny(**kw) -> TrainConfig:
+    return apply_overrides(TrainConfig(name="unit", train_set="samples", **TINY), kw)
+
+
+def _losses(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A fresh, empty GMGAN_DERIVED for each test, and no shipped models."""
+    root = tmp_path / "derived"
+    monkeypatch.setenv("GMGAN_DERIVED", str(root))
+    monkeypatch.setattr(runs, "SHIPPED_DIR", tmp_path / "shipped")
+    return root
+
+
+def test_miss_trains_then_hit_reuses(cache, capsys):
+    cfg = tiny(phase="pretrain")
+    first = runs.ensure_run("tiny", cfg, preset="unit")
+    out = capsys.readouterr()
+    assert out.out.startswith("no cached model 'tiny' (unit) - training it now: 3 MSE updates, ")
+    assert out.out.rstrip().endswith("on 2 CPU cores") and out.out.count("\n") == 1
+    assert out.err == ""  # no trainer banner, no progress bar
+    assert first.cached is False
+    assert first.run_dir == cache / "models" / "unit" / "tiny"
+    assert (first.run_dir / "run.json").is_file()
+    assert first.generator_path().name == "G_ema.safetensors" and first.generator_path().is_file()
+    assert [r["step"] for r in first.history] == [1, 2, 3]
+
+    mtime = first.generator_path().stat().st_mtime_ns
+    again = runs.ensure_run("tiny", cfg, preset="unit")
+    out = capsys.readouterr()
+    assert out.out == "using the cached model 'tiny' (unit) from models/unit/tiny\n"
+    assert again.cached is True and again.run_dir == first.run_dir
+    assert again.generator_path().stat().st_mtime_ns == mtime  # not retrained
+    assert _losses(again.history) == _losses(first.history)
+    assert again.config == first.config
+
+    # Mechanics (progress bar, device, workers, TensorBoard) do not make a new run.
+    runs.ensure_run("tiny", apply_overrides(cfg, {"progress": True, "device": "cpu", "tensorboard": True}),
+                  preset="unit")
+    assert capsys.readouterr().out.startswith("using the cached model 'tiny'")
+
+
+def test_changed_config_goes_to_a_hashed_folder(cache, capsys):
+    cfg = tiny(phase="pretrain")
+    base = runs.ensure_run("tiny", cfg, preset="unit")
+    capsys.readouterr()
+    other_cfg = apply_overrides(cfg, {"pretrain_iters": 4})
+    other = runs.ensure_run("tiny", other_cfg, preset="unit")
+    out = capsys.readouterr().out
+    assert other.cached is False
+    assert other.run_dir.name == f"tiny-{runs.config_hash(other_cfg)}" != base.run_dir.name
+    assert "the one in unit/tiny differs: pretrain_iters 3 -> 4" in out
+    assert [r["step"] for r in other.history] == [1, 2, 3, 4]
+    # both stay cached, each under its own folder
+    assert runs.ensure_run("tiny", cfg, preset="unit").run_dir == base.run_dir
+    assert runs.ensure_run("tiny", other_cfg, preset="unit").run_dir == other.run_dir
+    assert capsys.readouterr().out.count("using the cached model") == 2
+
+
+def test_unfinished_run_is_resumed(cache, capsys):
+    cfg = tiny(phase="pretrain", ckpt_every=2, pretrain_iters=4)
+    done = runs.ensure_run("tiny", cfg, preset="unit")
+    reference = _losses(done.history)
+    # Make it look interrupted after the checkpoint of step 2: no final weights, no run.json.
+    (done.run_dir / "run.json").unlink()
+    for name in ("G", "G_ema"):
+        (done.run_dir / "pretrain" / f"{name}.safetensors").unlink()
+    capsys.readouterr()
+    resumed = runs.ensure_run("tiny", cfg, preset="unit")
+    assert capsys.readouterr().out == "found an unfinished run of 'tiny' (unit) - resuming it\n"
+    assert resumed.generator_path().is_file()
+    assert _losses(resumed.history) == reference
+
+
+def test_config_key_keeps_what_changes_the_result(cache):
+    cfg = tiny(phase="pretrain")
+    key = runs.config_key(cfg)
+    assert "name" not in key and "progress" not in key and "out_dir" not in key
+    assert "gamma" not in key and "gan_iters" not in key  # phase-2 fields of a phase-1 run
+    assert key["pretrain_iters"] == 3 and key["train_set"] == "samples"
+    gan = tiny(phase="gan", pretrained_g=str(cache / "models" / "teach" / "psnr" / "G.safetensors"))
+    gkey = runs.config_key(gan)
+    assert "pretrain_iters" not in gkey
+    assert gkey["pretrained_g"] == "<models>/teach/psnr/G.safetensors"  # portable
+    # a shipped parent has the same key as one trained into the cache, and so has a derived set
+    shipped = tiny(phase="gan", pretrained_g=str(runs.SHIPPED_DIR / "teach" / "psnr" / "G.safetensors"))
+    assert runs.config_key(shipped) == gkey
+    made = tiny(train_set=str(cache / "prepared" / "imagenet-like-1234" / "imagenet-like"))
+    assert runs.config_key(made)["train_set"] == "<derived>/prepared/imagenet-like-1234/imagenet-like"
+    assert runs.config_hash(cfg) == runs.config_hash(apply_overrides(cfg, {"gamma": 0.5}))
+    assert runs.config_hash(cfg) != runs.config_hash(apply_overrides(cfg, {"seed": 1}))
+    assert len(runs.config_hash(cfg)) == 8
+
+
+def test_a_bad_name_is_refused():
+    with pytest.raises(ValueError, match="folder name"):
+        runs.ensure_run("a/b", tiny())
+
+
+def test_the_trainer_start_up_line_is_quiet_only_inside_ensure_run(cache, capsys):
+    """ensure_run silences the start-up line through its logger, and gives the level
+    back."""
+    import logging
+
+    setup_log = logging.getLogger("gmgan.train.setup")
+    before = setup_log.level
+    runs.ensure_run("tiny", tiny(phase="pretrain", pretrain_iters=1), preset="unit")
+    assert "training pretrain in" not in capsys.readouterr().err
+    assert setup_log.level == before
