@@ -41,7 +41,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
+
+from gmgan.errors import CheckpointError
 
 __all__ = [
     "CheckpointError",
@@ -56,11 +60,6 @@ __all__ = [
 WEIGHTS, STATE, MANIFEST = "weights.safetensors", "state.pt", "manifest.json"
 _NAME = re.compile(r"^step_(\d{8,})$")
 _FORMAT = "gmgan.checkpoint/1"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that could not be written, or one that is incomplete or corrupt on reading.
-    The message names the folder or file."""
 
 
 def checkpoint_name(step: int) -> str:
@@ -212,8 +211,6 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, *,
             message says which, and for a full disk how much space is free); the temporary folder
             is removed and earlier checkpoints are left as they were.
     """
-    from safetensors.torch import save as safetensors_bytes
-
     run_dir = Path(run_dir)
     name = checkpoint_name(step)
     final = run_dir / name
@@ -330,8 +327,6 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     Raises:
         CheckpointError: incomplete, corrupt (sha256 mismatch) or not a gmgan checkpoint.
     """
-    from safetensors.torch import load_file
-
     path = Path(path)
     verify_checkpoint(path)
     try:

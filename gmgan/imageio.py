@@ -185,6 +185,9 @@ def _is_deep_colour(im: Image.Image, path: Path) -> bool:
 
 def _read_deep_colour(path: Path) -> np.ndarray:
     """Read a 16-bit colour file with OpenCV; returns uint16 H x W x C in RGB(A) order."""
+    # Deferred: OpenCV is needed only for these files, its import took 55-140 ms
+    # and 24 MB beside torch, and a broken install (e.g. the non-headless wheel
+    # without libGL) must not stop every other image from being read.
     try:
         import cv2
     except ImportError as exc:  # pragma: no cover - depends on the environment

@@ -48,6 +48,7 @@ receptive field fits in the overlap, and the measured bounds for the 2-block mod
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -56,6 +57,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from gmgan.nets import RRDBNet, convert_state_dict, load_generator, save_generator
+from gmgan.resize import imresize
 
 __all__ = ["interpolate", "interpolate_to_file", "receptive_field", "tile_windows", "upscale"]
 
@@ -115,8 +119,6 @@ def _check_tiling(tile: int | None, overlap: int) -> None:
 def _as_model(model: ModelLike, device: str | torch.device | None) -> nn.Module:
     """A module, or one loaded from a checkpoint path with :func:`gmgan.nets.load_generator`."""
     if isinstance(model, (str, os.PathLike)):
-        from gmgan.nets import load_generator
-
         return load_generator(model, device=device or "cpu")
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected a generator (nn.Module) or a checkpoint path, "
@@ -147,8 +149,6 @@ def _autocast(device: torch.device, half: bool | str):
     Autocast keeps the weights in float32 and runs convolutions in the low precision, so the
     caller's model is never converted. ``half`` may also name the dtype: ``"fp16"`` or ``"bf16"``.
     """
-    import contextlib
-
     if half is False or half is None:
         return contextlib.nullcontext()
     names = {"fp16": torch.float16, "float16": torch.float16, "bf16": torch.bfloat16,
@@ -275,8 +275,6 @@ def _float_to_numpy(img: np.ndarray, dtype: Any, clip: bool = True) -> np.ndarra
 
 def _resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
     """An HxW float [0, 1] alpha channel, MATLAB bicubic x scale, clipped to [0, 1]."""
-    from gmgan.resize import imresize
-
     resized = np.asarray(imresize(alpha.astype(np.float64), scale), dtype=np.float32)
     return np.clip(resized, 0.0, 1.0)
 
@@ -491,8 +489,6 @@ def receptive_field(model: nn.Module, *, method: str = "auto", size: int | None 
     hides what lies behind it. For the 23-block RRDBNet it would need a 700 x 700 input, so the
     analytic value is used there.
     """
-    from gmgan.nets import RRDBNet
-
     if method not in ("auto", "analytic", "empirical"):
         raise ValueError(f"receptive_field: method must be 'auto', 'analytic' or 'empirical', "
                          f"got {method!r}")
@@ -510,8 +506,6 @@ def receptive_field(model: nn.Module, *, method: str = "auto", size: int | None 
 
 def _state_dict_of(source: Any, label: str) -> dict[str, torch.Tensor]:
     """BasicSR-keyed CPU tensors from a checkpoint path, a state dict or a module."""
-    from gmgan.nets import convert_state_dict, load_generator
-
     if isinstance(source, nn.Module):
         sd = source.state_dict()
     elif isinstance(source, Mapping):
@@ -585,8 +579,6 @@ def interpolate_to_file(a: Any, b: Any, alpha: float, out: str | os.PathLike) ->
     ``out`` must end in ``.safetensors``; the architecture is read off the tensors.
     Returns the path.
     """
-    from gmgan.nets import load_generator, save_generator
-
     out = Path(out)
     if out.suffix.lower() != ".safetensors":
         raise ValueError(f"interpolate_to_file writes safetensors; give a path ending in "

@@ -22,11 +22,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from PIL import Image
+from scipy.ndimage import gaussian_filter
 from torch import Tensor, nn
 
 # GMSD's maps are defined beside the loss (gmgan.losses), so that they are the loss's own
 # intermediate values; they are re-exported here with the other analysis tools.
 from gmgan.losses import VGG19_LAYERS, gms_map, gradient_magnitude
+from gmgan.metrics import gmsd, psnr
 
 __all__ = [
     "DISTORTIONS",
@@ -79,8 +82,6 @@ def encode_jpeg(img: np.ndarray, quality: int) -> bytes:
     Returns:
         the JPEG file's bytes. Deterministic: the same image and quality give the same bytes.
     """
-    from PIL import Image
-
     _check_uint8(img, "encode_jpeg")
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
         raise ValueError(f"encode_jpeg: quality must be an integer in 1..100, got {quality!r}")
@@ -90,8 +91,6 @@ def encode_jpeg(img: np.ndarray, quality: int) -> bytes:
 
 
 def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
-
     # Blur along height and width only (sigma 0 on the colour axis); mirror borders, 4-sigma support.
     sigmas = (sigma, sigma) + (0.0,) * (img.ndim - 2)
     return gaussian_filter(img.astype(np.float64), sigmas, mode="reflect", truncate=4.0)
@@ -126,8 +125,6 @@ def distort(img: np.ndarray, kind: str, level: float, *, seed: int = 0) -> np.nd
         noise = np.random.default_rng(seed).standard_normal(img.shape)
         return _to_uint8(img.astype(np.float64) + float(level) * noise)
     if kind == "jpeg":
-        from PIL import Image
-
         if float(level) != int(level):
             raise ValueError(f"distort: JPEG quality must be a whole number in 1..100, got {level}")
         decoded = np.asarray(Image.open(io.BytesIO(encode_jpeg(img, int(level)))))
@@ -177,8 +174,6 @@ def match_psnr(
     Raises:
         ValueError: unknown / unsupported kind, or a target no level in the search range reaches.
     """
-    from gmgan.metrics import psnr
-
     def score(level: float) -> tuple[float, np.ndarray]:
         out = distort(hr, kind, level, seed=seed)
         return psnr(out, hr, crop_border=crop_border), out
@@ -330,8 +325,6 @@ def optimise_towards(
                          f"{getattr(start, 'shape', type(start).__name__)}")
     if steps < 0 or record_every < 1:
         raise ValueError(f"optimise_towards: need steps >= 0 and record_every >= 1, got {steps}, {record_every}")
-    from gmgan.metrics import gmsd, psnr
-
     target = target.detach()
     image = start.detach().clone().clamp_(0.0, 1.0).requires_grad_(True)
     optimiser = torch.optim.Adam([image], lr=lr)

@@ -23,8 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable
 from typing import Union
 
 import torch
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gmgan.color import luminance
+from gmgan.pretrained import load_vgg19_features
 
 __all__ = [
     "GMSD_C",
@@ -334,6 +334,8 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def _vgg19_features_meta() -> nn.Sequential:
     """torchvision's VGG19 ``features``, built on the meta device (no memory, no classifier)."""
+    # Deferred: torchvision.models took 2.3-3.1 s to import beside torch (2 busy cores);
+    # users of GMSD and WGAN-GP alone (toy2d, iqa_maps' GMS maps) never build a VGG19.
     from torchvision.models import vgg19
 
     with torch.device("meta"):
@@ -362,75 +364,6 @@ VGG19_LAYERS: dict[str, int] = {
 }
 
 
-def _imagenet_checkpoint() -> tuple[str, Path]:
-    """URL of torchvision's VGG19 IMAGENET1K_V1 weights and where torch hub caches them."""
-    from torchvision.models import VGG19_Weights
-
-    url = VGG19_Weights.IMAGENET1K_V1.url
-    return url, Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
-
-
-def _load_imagenet_state_dict() -> Mapping[str, Tensor]:
-    """torchvision's ImageNet VGG19 weights from the torch hub cache, downloading them if needed."""
-    url, cached = _imagenet_checkpoint()
-    try:
-        # Same call torchvision makes; a file already in the cache is used without network access.
-        return torch.hub.load_state_dict_from_url(
-            url, map_location="cpu", check_hash=True, weights_only=True
-        )
-    except Exception as err:  # offline (URLError/OSError), bad hash, truncated file, ...
-        raise RuntimeError(
-            "PerceptualLoss(weights='imagenet') needs torchvision's ImageNet VGG19 weights, "
-            "which are not in the torch hub cache and could not be downloaded "
-            f"({type(err).__name__}: {err}).\n"
-            f"  expected file: {cached}\n"
-            f"  download URL:  {url}\n"
-            "Fix: download that file on a machine with internet access, then either copy it to "
-            "the path above (the torch hub cache; TORCH_HOME moves it) or pass its location, "
-            "e.g. PerceptualLoss(weights='/path/to/vgg19-dcbb9e9d.pth'). A .pth or .safetensors "
-            "state dict of torchvision's vgg19 (or of its `features` only) works."
-        ) from err
-
-
-def _load_state_dict_file(path: Path) -> Mapping[str, Tensor]:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"VGG19 weights file not found: {path} (weights must be 'imagenet', "
-            "a .pth/.safetensors file, or None for random weights)"
-        )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path), device="cpu")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, Mapping):
-        raise TypeError(
-            f"{path}: expected a state dict (names -> tensors), got {type(state).__name__}"
-        )
-    return state
-
-
-def _features_state(
-    state: Mapping[str, Tensor], wanted: list[str], source: str
-) -> dict[str, Tensor]:
-    """Pick the ``features`` entries from a full vgg19 state dict or a ``features``-only one."""
-    out, missing = {}, []
-    for key in wanted:
-        for candidate in (f"features.{key}", key):
-            if candidate in state:
-                out[key] = state[candidate]
-                break
-        else:
-            missing.append(key)
-    if missing:
-        raise ValueError(
-            f"{source}: not a torchvision vgg19 state dict; missing {', '.join(missing[:4])}"
-            f"{' ...' if len(missing) > 4 else ''} "
-            "(looked for 'features.<i>.weight' and '<i>.weight')"
-        )
-    return out
-
-
 def _init_like_torchvision(features: nn.Sequential, seed: int | None = None) -> None:
     """torchvision's VGG initialisation of the conv layers (kaiming normal, fan_out; zero bias),
     drawn from a generator seeded with ``seed`` (None: torch's global generator)."""
@@ -454,9 +387,14 @@ class PerceptualLoss(nn.Module):
             ``"conv4_4"``, ``"conv5_4"`` ...).
         before_activation: True takes the conv output (as ESRGAN), False the ReLU after it (SRGAN).
         weights: ``"imagenet"`` -> torchvision's ``VGG19_Weights.IMAGENET1K_V1`` (torch hub cache,
-            downloaded if missing; offline a RuntimeError names the file, URL and fixes); a path to
-            a ``.pth`` / ``.safetensors`` state dict of torchvision's vgg19 or of its ``features``;
-            None -> random weights (a stand-in where ImageNet weights are unavailable; warns).
+            downloaded if missing where :func:`gmgan.pretrained.fetch_vgg19` allows,
+            never with ``GMGAN_OFFLINE=1``; otherwise
+            :class:`gmgan.pretrained.WeightsUnavailable`, a RuntimeError, names the
+            file, URL and fixes); a path to a ``.pth`` / ``.safetensors`` state dict of
+            torchvision's vgg19 or of its ``features`` (one that does not fit:
+            :class:`gmgan.errors.CheckpointError`, a ValueError); None -> random weights
+            (a stand-in where ImageNet weights are unavailable; warns). Both kinds of
+            file are read by :func:`gmgan.pretrained.load_vgg19_features`.
         seed: with ``weights=None``, the seed of the random weights (None: torch's global
             generator), so that two runs with one seed compare images through the same network.
 
@@ -479,7 +417,6 @@ class PerceptualLoss(nn.Module):
         last = VGG19_LAYERS[layer] + (0 if before_activation else 1)
         features = _vgg19_features_meta()[: last + 1]
         features.to_empty(device="cpu")  # real (uninitialised) storage; filled just below
-        wanted = list(features.state_dict().keys())
         if weights is None:
             warnings.warn(
                 "PerceptualLoss(weights=None): random VGG19 weights, a stand-in for the ImageNet "
@@ -487,20 +424,11 @@ class PerceptualLoss(nn.Module):
                 stacklevel=2,
             )
             _init_like_torchvision(features, seed)
+        elif isinstance(weights, (str, os.PathLike)):
+            load_vgg19_features(features, weights)
         else:
-            if isinstance(weights, str) and weights == "imagenet":
-                state, source = _load_imagenet_state_dict(), "torchvision VGG19 IMAGENET1K_V1"
-            elif isinstance(weights, (str, os.PathLike)):
-                path = Path(weights).expanduser()
-                state, source = _load_state_dict_file(path), str(path)
-            else:
-                raise TypeError(f"weights must be 'imagenet', a file path or None, got {weights!r}")
-            try:
-                features.load_state_dict(_features_state(state, wanted, source))
-            except RuntimeError as err:  # shape mismatch: some other network's weights
-                raise ValueError(
-                    f"{source}: weights do not fit torchvision's vgg19: {err}"
-                ) from err
+            raise TypeError(
+                f"weights must be 'imagenet', a file path or None, got {weights!r}")
         self.layer, self.before_activation = layer, before_activation
         self.features = features.requires_grad_(False)
         self.register_buffer(

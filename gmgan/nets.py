@@ -27,6 +27,11 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save as safetensors_bytes
+
+# The one class for every unusable checkpoint or weights file; importable from here too.
+from gmgan.errors import CheckpointError
 
 # ESRGAN multiplies every residual branch by 0.2 before adding it back ("residual scaling"):
 # with 23 x 3 stacked dense blocks, unscaled residuals make the trunk's output grow and training
@@ -34,10 +39,6 @@ import torch.nn.functional as F
 RESIDUAL_SCALE = 0.2
 LRELU_SLOPE = 0.2
 SUPPORTED_SCALES = (2, 4)
-
-
-class CheckpointError(ValueError):
-    """A generator checkpoint that gmgan cannot (or refuses to) load; the message names the file."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,8 +422,6 @@ def _read_checkpoint(path: Path) -> tuple[Mapping[str, Any], dict[str, str]]:
     if not path.is_file():
         raise FileNotFoundError(f"generator checkpoint not found: {path}")
     if path.suffix.lower() == ".safetensors":
-        from safetensors import safe_open
-
         try:
             with safe_open(str(path), framework="pt", device="cpu") as f:
                 return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
@@ -610,8 +609,6 @@ def save_generator(model: RRDBNet, path: str | os.PathLike) -> Path:
         OSError: the file could not be written (disk full, permissions); the message names
             ``path``, and no partial file is left behind.
     """
-    from safetensors.torch import save
-
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
         raise ValueError(
@@ -623,7 +620,7 @@ def save_generator(model: RRDBNet, path: str | os.PathLike) -> Path:
     metadata = {"format": "gmgan.RRDBNet", **{k: str(v) for k, v in model.config.items()}}
     # Serialised in memory, then written as bytes: safetensors' own file writer reports a full
     # disk as a SafetensorError, a plain write reports it as the OSError it is.
-    data = save(tensors, metadata=metadata)
+    data = safetensors_bytes(tensors, metadata=metadata)
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:

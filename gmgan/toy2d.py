@@ -27,6 +27,7 @@ Points are float32 tensors of shape (N, 2) in the data's own units (the plane ro
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import time
@@ -661,6 +662,8 @@ def mean_interval(values: list[float], level: float = 0.95) -> tuple[float, floa
     half = t_{(1+level)/2, n-1} * sd / sqrt(n), with the sample standard deviation sd.
     Needs n >= 2 values.
     """
+    # Deferred: scipy.stats took 2.2-2.6 s to import beside torch (2 busy cores), for
+    # one quantile that only notebook 04's summary tables ask for; training never does.
     from scipy.stats import t as student_t
 
     x = np.asarray(values, dtype=np.float64)
@@ -672,8 +675,6 @@ def mean_interval(values: list[float], level: float = 0.95) -> tuple[float, floa
 
 
 def _main(argv: list[str] | None = None) -> None:
-    import argparse
-
     parser = argparse.ArgumentParser(description=train_all.__doc__.splitlines()[0])
     parser.add_argument("out_dir")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])

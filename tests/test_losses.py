@@ -15,7 +15,8 @@ import torchvision
 from PIL import Image, ImageFilter
 from torch import nn
 
-from gmgan import losses
+from gmgan import losses, online, pretrained
+from gmgan.errors import CheckpointError
 from gmgan.losses import (
     GMSD_C,
     VGG19_LAYERS,
@@ -28,6 +29,7 @@ from gmgan.losses import (
     gradient_penalty,
     mse_loss,
 )
+from gmgan.pretrained import WeightsUnavailable
 
 piq = pytest.importorskip("piq")
 
@@ -334,7 +336,7 @@ def test_weights_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.pth"):
         PerceptualLoss("conv1_2", weights=tmp_path / "nowhere.pth")
     torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "other.pth")
-    with pytest.raises(ValueError, match="other.pth.*missing 0.weight"):
+    with pytest.raises(CheckpointError, match="other.pth.*missing 0.weight"):
         PerceptualLoss("conv1_2", weights=tmp_path / "other.pth")
     torch.save(
         {
@@ -345,24 +347,62 @@ def test_weights_file_errors(tmp_path):
         },
         tmp_path / "shape.pth",
     )
+    with pytest.raises(CheckpointError, match="shape.pth"):
+        PerceptualLoss("conv1_2", weights=tmp_path / "shape.pth")
+    # callers that catch ValueError (as before the one CheckpointError) still catch these
     with pytest.raises(ValueError, match="shape.pth"):
         PerceptualLoss("conv1_2", weights=tmp_path / "shape.pth")
 
 
-def test_imagenet_offline_error_names_file_url_and_fix(tmp_path, monkeypatch):
+@pytest.fixture
+def no_download(monkeypatch):
+    """Every way torch or gmgan could download (or probe the network), recorded, and failing
+    with a URLError as on a machine without network."""
+    attempts = []
+
+    def offline(name):
+        def attempt(*args, **kwargs):
+            attempts.append(name)
+            raise urllib.error.URLError("no network")
+        return attempt
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline("download_url_to_file"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline("load_state_dict_from_url"))
+    monkeypatch.setattr(online, "_endpoint", offline("network probe"))
+    online.clear_cache()
+    return attempts
+
+
+def test_imagenet_with_gmgan_offline_never_downloads(tmp_path, monkeypatch, no_download):
+    """GMGAN_OFFLINE=1: PerceptualLoss(weights='imagenet') refuses at once, without a download
+    or a network probe, and says what is missing (the weights used to be fetched through
+    torch.hub whatever GMGAN_OFFLINE said)."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("GMGAN_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailable) as info:
+        PerceptualLoss(weights="imagenet")
+    assert no_download == []
+    msg = str(info.value)
+    expected = tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    assert str(expected) in msg
+    assert "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in msg
+    assert "GMGAN_OFFLINE is set" in msg
+    assert "PerceptualLoss(weights='/path/to/vgg19-dcbb9e9d.pth')" in msg
 
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+def test_imagenet_download_failure_names_file_url_and_fix(tmp_path, monkeypatch, no_download):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("GMGAN_OFFLINE", raising=False)
+    monkeypatch.setattr(pretrained, "network_available", lambda url: True)
     with pytest.raises(RuntimeError) as info:
         PerceptualLoss(weights="imagenet")
+    assert no_download == ["download_url_to_file"]
     msg = str(info.value)
     expected = tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
     assert str(expected) in msg
     assert "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in msg
     assert "weights=" in msg and "no network" in msg
+    assert not expected.exists()
 
 
 def test_imagenet_uses_torch_hub_cache(small_vgg, tmp_path, monkeypatch):

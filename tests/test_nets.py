@@ -1,5 +1,6 @@
 """Tests of gmgan.nets: RRDBNet against BasicSR's published layout and spandrel's ESRGAN (the
-outside reference), the three checkpoint formats, safe loading, and the SRGAN critic."""
+outside reference), count_parameters against hand counts, the residual_scale switch against
+closed forms, the three checkpoint formats, safe loading, and the SRGAN critic."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import torch
 import torch.nn as nn
 
 from gmgan.nets import (
+    RESIDUAL_SCALE,
+    RRDB,
     CheckpointError,
     Discriminator,
-    RRDB,
-    RRDBNet,
     ResidualDenseBlock,
+    RRDBNet,
     convert_state_dict,
+    count_parameters,
     load_generator,
     save_generator,
 )
@@ -113,9 +116,6 @@ def lr_image() -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------
 
 
-def test_default_parameter_count(default_model):
-    assert sum(p.numel() for p in default_model.parameters()) == 16_697_987
-
 
 def test_state_dict_keys_are_basicsr(default_model):
     assert list(default_model.state_dict()) == basicsr_keys(23, 4)
@@ -154,20 +154,86 @@ def test_scaled_kaiming_init(default_model):
     )
 
 
-def test_residual_scaling_closed_form():
-    """With conv5's weights zeroed and bias c, an RDB returns x + 0.2 c; an RRDB of three such
-    blocks returns x + 0.2 (x + 0.6 c) = 1.2 x + 0.12 c."""
+def test_residual_scale_closed_form():
+    """conv5's weights zeroed, bias c: RDB(x) = x + s c; an RRDB of three such blocks gives
+    x + 3 s c inside and returns x + s (x + 3 s c) = (1 + s) x + 3 s^2 c (s = 0.2 by default:
+    1.2 x + 0.12 c)."""
     torch.manual_seed(0)
     x = torch.randn(2, 8, 5, 5)
-    c = torch.randn(8)
-    rdb = ResidualDenseBlock(8, 4)
-    rrdb = RRDB(8, 4)
+    c = torch.randn(8).view(1, -1, 1, 1)
+    # the default (ESRGAN's 0.2), then two other scales
+    for s, kwargs in ((0.2, {}), (1.0, {"residual_scale": 1.0}), (0.5, {"residual_scale": 0.5})):
+        rdb = ResidualDenseBlock(8, 4, **kwargs)
+        rrdb = RRDB(8, 4, **kwargs)
+        with torch.no_grad():
+            for block in (rdb, rrdb.rdb1, rrdb.rdb2, rrdb.rdb3):
+                block.conv5.weight.zero_()
+                block.conv5.bias.copy_(c.flatten())
+            torch.testing.assert_close(rdb(x), x + s * c)
+            torch.testing.assert_close(rrdb(x), (1 + s) * x + 3 * s * s * c)
+
+
+def test_residual_scale_default_unchanged_and_round_trip(tmp_path):
+    torch.manual_seed(0)
+    default = RRDBNet(num_feat=8, num_block=1, num_grow=4)
+    assert default.residual_scale == RESIDUAL_SCALE == 0.2
+    assert "residual_scale" not in default.config
+    unscaled = RRDBNet(num_feat=8, num_block=1, num_grow=4, residual_scale=1.0)
+    assert unscaled.config["residual_scale"] == 1.0
+    assert RRDBNet(**unscaled.config).residual_scale == 1.0
+    unscaled.load_state_dict(default.state_dict())
+    x = torch.rand(1, 3, 6, 6)
     with torch.no_grad():
-        for block in (rdb, rrdb.rdb1, rrdb.rdb2, rrdb.rdb3):
-            block.conv5.weight.zero_()
-            block.conv5.bias.copy_(c)
-        torch.testing.assert_close(rdb(x), x + 0.2 * c.view(1, -1, 1, 1))
-        torch.testing.assert_close(rrdb(x), 1.2 * x + 0.12 * c.view(1, -1, 1, 1))
+        assert not torch.allclose(unscaled(x), default(x))
+        loaded = load_generator(save_generator(unscaled, tmp_path / "g.safetensors"))
+        assert loaded.residual_scale == 1.0
+        torch.testing.assert_close(loaded(x), unscaled(x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="residual_scale"):
+        RRDBNet(residual_scale=float("nan"))
+
+
+# ------------------------------------------------------------------------------------------------
+# count_parameters
+# ------------------------------------------------------------------------------------------------
+
+
+def conv_params(c_in: int, c_out: int, k: int = 3) -> int:
+    return c_in * c_out * k * k + c_out
+
+
+def test_count_parameters_by_hand():
+    model = RRDBNet(num_feat=16, num_block=2, num_grow=8)
+    rdb = sum(conv_params(16 + i * 8, 8) for i in range(4)) + conv_params(16 + 4 * 8, 16)
+    want = {
+        "conv_first": conv_params(3, 16),
+        "body": 2 * 3 * rdb,
+        "conv_body": conv_params(16, 16),
+        "conv_up1": conv_params(16, 16),
+        "conv_up2": conv_params(16, 16),
+        "conv_hr": conv_params(16, 16),
+        "conv_last": conv_params(16, 3),
+    }
+    want["total"] = sum(want.values())
+    assert count_parameters(model) == want
+    assert list(count_parameters(model)) == list(want)  # registration order, total last
+    per_rrdb = {"rdb1": rdb, "rdb2": rdb, "rdb3": rdb, "total": 3 * rdb}
+    assert count_parameters(model.body[0]) == per_rrdb
+
+
+def test_count_parameters_published_totals(default_model):
+    # ESRGAN's RRDB_ESRGAN_x4 has 16,697,987 parameters
+    assert sum(p.numel() for p in default_model.parameters()) == 16_697_987
+    assert count_parameters(default_model)["total"] == 16_697_987
+    d = count_parameters(Discriminator())
+    assert d["classifier"] == 512 * 8 * 8 * 1024 + 1024 + 1024 + 1
+    assert d["total"] == d["features"] + d["classifier"]
+
+
+def test_count_parameters_own_and_shared():
+    lin = torch.nn.Linear(3, 2)
+    assert count_parameters(lin) == {"(own)": 8, "total": 8}
+    shared = torch.nn.Sequential(lin, lin)  # the same layer twice: counted once in the total
+    assert count_parameters(shared)["total"] == 8
 
 
 def test_channels_last_and_autocast(lr_image):

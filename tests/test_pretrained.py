@@ -1,7 +1,9 @@
 """gmgan.pretrained and the notebooks' rule for l_P's VGG19 (gmgan.experiments): the ImageNet weights
 are used when cached, downloaded (hash-checked) where the server answers, and refused with the ways
 out where it does not; only the teach preset falls back to a random VGG19. The "server" is a real
-HTTP server on 127.0.0.1 standing in for download.pytorch.org."""
+HTTP server on 127.0.0.1 standing in for download.pytorch.org. Weights files are read by
+load_vgg19_features (checked against torchvision's own state dict layouts), and bad ones are
+refused naming the file."""
 from __future__ import annotations
 
 import functools
@@ -10,10 +12,12 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import torch
 
 import gmgan.experiments as ex
 import gmgan.pretrained as pretrained
 from gmgan import online
+from gmgan.errors import CheckpointError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -105,3 +109,74 @@ def test_pi_available_without_the_network(monkeypatch, tmp_path):
     assert metrics.pi_available() is False
     monkeypatch.setattr(metrics, "_find_model_file", lambda name, explicit: tmp_path / name)
     assert metrics.pi_available() is True
+
+
+# ---------------------------------------------------------------------------------------------
+# load_vgg19_features: the one way VGG19 weights are read
+# ---------------------------------------------------------------------------------------------
+
+class _Payload:
+    """Unpickling this would create a file: proof that a pickle ran code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture
+def first_convs():
+    """torchvision's vgg19 features up to conv1_2 (4 modules), with real storage."""
+    torchvision = pytest.importorskip("torchvision")
+    with torch.device("meta"):  # no time spent on initialising the 143 M parameters
+        features = torchvision.models.vgg19(weights=None).features[:4]
+    return features.to_empty(device="cpu")
+
+
+def test_load_vgg19_features_reads_torchvision_layouts(first_convs, tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    state = {k: torch.randn_like(v) for k, v in first_convs.state_dict().items()}
+    torch.save({f"features.{k}": v for k, v in state.items()}, tmp_path / "full.pth")
+    save_file(state, str(tmp_path / "features.safetensors"))
+    for name in ("full.pth", "features.safetensors"):
+        pretrained.load_vgg19_features(first_convs, tmp_path / name)
+        for key, value in first_convs.state_dict().items():
+            assert torch.equal(value, state[key]), (name, key)
+
+
+def test_load_vgg19_features_refuses_bad_files_naming_them(first_convs, tmp_path):
+    (tmp_path / "text.pth").write_bytes(b"not a pickle at all")
+    (tmp_path / "text.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{bad")
+    torch.save([torch.zeros(3)], tmp_path / "list.pth")
+    marker = tmp_path / "payload-ran"
+    torch.save({"0.weight": _Payload(marker)}, tmp_path / "unsafe.pth")
+    for name, why in (("text.pth", "cannot read VGG19 weights"),
+                      ("text.safetensors", "cannot read VGG19 weights"),
+                      ("list.pth", "expected a state dict"),
+                      ("unsafe.pth", "cannot read VGG19 weights")):
+        with pytest.raises(CheckpointError, match=why) as info:
+            pretrained.load_vgg19_features(first_convs, tmp_path / name)
+        assert str(tmp_path / name) in str(info.value)
+    assert not marker.exists()  # the pickle's code never ran
+    with pytest.raises(FileNotFoundError, match="nowhere.pth"):
+        pretrained.load_vgg19_features(first_convs, tmp_path / "nowhere.pth")
+    with pytest.raises(TypeError, match="weights must be"):
+        pretrained.load_vgg19_features(first_convs, 3)
+
+
+def test_load_vgg19_features_offline_and_uncached_never_downloads(first_convs, torch_home,
+                                                                  monkeypatch):
+    monkeypatch.setenv("GMGAN_OFFLINE", "1")
+    monkeypatch.setattr(online, "_endpoint", lambda url: pytest.fail("the network was asked"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file",
+                        lambda *a, **k: pytest.fail("a download was attempted"))
+    with pytest.raises(pretrained.WeightsUnavailable, match="GMGAN_OFFLINE is set") as info:
+        pretrained.load_vgg19_features(first_convs, "imagenet")
+    assert str(torch_home / "vgg19-dcbb9e9d.pth") in str(info.value)
+    # the message speaks PerceptualLoss's language, the trainer's check its own
+    assert "PerceptualLoss(weights=None)" in str(info.value)
+    with pytest.raises(pretrained.WeightsUnavailable, match="perceptual_weights=random"):
+        pretrained.fetch_vgg19()

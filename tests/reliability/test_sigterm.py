@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,25 @@ def _newest_complete(ckpts: Path) -> int:
 def _two_steps_logged(run: Path):
     log = run / "pretrain" / "log.jsonl"
     return lambda: log.is_file() and log.read_text().count("\n") >= 2
+
+
+def _exit_status(proc: subprocess.Popen, timeout: float, *, run: Path | None = None,
+                 send: Callable[[subprocess.Popen], None] | None = None) -> int:
+    """The exit status of ``proc``, waiting at most ``timeout`` s. With ``send``, first
+    wait until ``run`` has logged two steps, then call ``send(proc)`` (the signal). Whatever
+    happens, the process is killed and reaped: no trainer outlives its test."""
+    try:
+        if send is not None:
+            wait_for(_two_steps_logged(run), 300, "two logged steps", proc)
+            send(proc)
+        return proc.wait(timeout=timeout)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _sigterm(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
 
 
 def test_graceful_stop_catches_sigterm_and_restores_the_handlers():
@@ -67,13 +87,7 @@ def test_sigterm_checkpoints_and_exits_0_then_resumes(tmp_path, samples_ready):
     ckpts = run / "pretrain" / "checkpoints"
     log = tmp_path / "out.txt"
     proc = gmgan_process(["train", *TRAIN, "--out-dir", str(run)], log)
-    try:
-        wait_for(_two_steps_logged(run), 300, "two logged steps", proc)
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=180)
-    finally:
-        proc.kill()
-        proc.wait()
+    code = _exit_status(proc, 180, run=run, send=_sigterm)
     text = log.read_text()
     assert code == 0, text[-3000:]
     assert STOPPING in text
@@ -84,11 +98,7 @@ def test_sigterm_checkpoints_and_exits_0_then_resumes(tmp_path, samples_ready):
     log2 = tmp_path / "out2.txt"
     proc = gmgan_process(["train", *TRAIN, "--out-dir", str(run), "--resume",
                           f"--pretrain-iters={stopped + 1}"], log2)
-    try:
-        code = proc.wait(timeout=300)
-    finally:
-        proc.kill()
-        proc.wait()
+    code = _exit_status(proc, 300)
     assert code == 0, log2.read_text()[-3000:]
     assert (run / "pretrain" / "G_ema.safetensors").is_file()
 
@@ -104,13 +114,8 @@ def test_sigterm_to_the_process_group_spares_the_loader_workers(tmp_path,
     with open(log, "ab") as handle:
         proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT,
                                 env=child_env(), start_new_session=True)
-    try:
-        wait_for(_two_steps_logged(run), 300, "two logged steps", proc)
-        os.killpg(proc.pid, signal.SIGTERM)
-        code = proc.wait(timeout=180)
-    finally:
-        proc.kill()
-        proc.wait()
+    code = _exit_status(proc, 180, run=run,
+                        send=lambda proc: os.killpg(proc.pid, signal.SIGTERM))
     text = log.read_text()
     assert code == 0, text[-3000:]
     assert "killed by signal" not in text and "--resume" in text
@@ -132,13 +137,8 @@ def test_sigterm_to_torchrun_stops_every_rank_at_one_checkpoint(tmp_path,
     with open(log, "ab") as handle:
         proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT,
                                 env=child_env())
-    try:
-        wait_for(_two_steps_logged(run), 300, "two logged steps", proc)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=120)  # torchrun reports the signal with a status of its own
-    finally:
-        proc.kill()
-        proc.wait()
+    # torchrun reports the signal with an exit status of its own: not checked
+    _exit_status(proc, 120, run=run, send=_sigterm)
     text = log.read_text()
     assert text.count(STOPPING) == 2, text[-4000:]  # one per rank
     stopped = int(re.search(r"stopped at step (\d+) of", text).group(1))
