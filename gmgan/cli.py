@@ -121,7 +121,7 @@ def cmd_sr(args: argparse.Namespace) -> int:
     from gmgan.imageio import write_image
     from gmgan.infer import upscale
     from gmgan.nets import load_generator
-    from gmgan.sr_files import collect_inputs, plan_outputs, read_for_sr
+    from gmgan.sr_plan import collect_inputs, plan_outputs, read_for_sr
 
     device = _auto_device(args.device)
     model = load_generator(args.weights, device=device)  # bad weights: a gmgan error, exit 2

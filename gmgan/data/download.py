@@ -91,8 +91,6 @@ def _gather(extracted: Path, prefix: str, staged: Path) -> int:
     return n
 
 
-
-
 def _archive_is_shared(mirror: Mirror) -> bool:
     """Is this archive a mirror of more than one registered set (keep it for the others)?"""
     return sum(any(m.url == mirror.url for m in info.mirrors) for info in DATASETS.values()) > 1
@@ -146,6 +144,10 @@ def _install(info: DatasetInfo, target: Path, progress: bool) -> None:
                         f"Download it by hand and put its {info.count or ''} images into "
                         f"{target / info.subdir}, or point GMGAN_DATA at a cache that has them.")
 
+
+# ---------------------------------------------------------------------------------------------
+# sets made here from local files: samples, composites
+# ---------------------------------------------------------------------------------------------
 
 def _materialise_samples(info: DatasetInfo, target: Path) -> None:
     """Write scikit-image's bundled sample images as PNG (grey ones as RGB, R = G = B)."""
@@ -204,6 +206,10 @@ def _build_composite(info: DatasetInfo, target: Path, folders: dict[str, Path]) 
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+
+# ---------------------------------------------------------------------------------------------
+# finding or getting a set
+# ---------------------------------------------------------------------------------------------
 
 def fetch(name: str | DatasetInfo, *, root: PathLike | None = None, progress: bool = True) -> Path:
     """The folder of a set's HR images, downloading the set if no cache has it.

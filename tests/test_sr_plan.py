@@ -1,4 +1,4 @@
-"""gmgan.sr_files: which inputs ``gmgan sr`` reads and which outputs it may write,
+"""gmgan.sr_plan: which inputs ``gmgan sr`` reads and which outputs it may write,
 decided before the first write (the whole command is tested in
 tests/reliability/test_sr_files.py)."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from gmgan.imageio import write_image
-from gmgan.sr_files import collect_inputs, plan_outputs, read_for_sr
+from gmgan.sr_plan import collect_inputs, plan_outputs, read_for_sr
 
 
 def _png(path, value=0):
