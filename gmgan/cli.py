@@ -1,27 +1,33 @@
-"""The ``gmgan`` command line: ``gmgan sr | eval | interpolate | train | data | presets``.
+"""The ``gmgan`` command line: ``gmgan sr | eval | interpolate | train | data | ...``.
 
-Entry points: the ``gmgan`` console script and ``python -m gmgan`` both call :func:`main`. Every
-sub-command has ``--help`` with examples. Errors that gmgan reports (a missing file, a bad value,
-an unknown preset...) print one line ``gmgan: error: ...`` on stderr and exit with status 2; add
-``--debug`` (or set ``GMGAN_DEBUG=1``) for the full traceback. Warnings print as one
-line ``gmgan: warning: ...``. ``gmgan sr`` and ``gmgan data fetch`` skip inputs that
-fail, report them at the end and exit with status 1.
+Entry points: the ``gmgan`` console script and ``python -m gmgan`` both call
+:func:`main`. Every sub-command has ``--help`` with examples. Errors that gmgan reports
+(a missing file, a bad value, an unknown preset...) print one line ``gmgan: error: ...``
+on stderr and exit with status 2; add ``--debug`` (or set ``GMGAN_DEBUG=1``) for the
+full traceback. Warnings print as one line ``gmgan: warning: ...``. ``gmgan sr`` and
+``gmgan data fetch`` skip inputs that fail, report them at the end and exit with status
+1.
 
-This module is the only one that parses arguments and prints tables; the work is done by
-:mod:`gmgan.infer`, :mod:`gmgan.evaluate`, :mod:`gmgan.train` and :mod:`gmgan.data`.
+This module parses the arguments and prints the tables; the work is done by
+:mod:`gmgan.infer`, :mod:`gmgan.evaluate`, :mod:`gmgan.train` and :mod:`gmgan.data`
+(``gmgan train``'s options come from :mod:`gmgan.config_options`). Those modules load
+torch (seconds), so each command imports them when it runs: ``gmgan --help``, ``gmgan
+presets`` and usage errors answer without loading torch.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
-import types
-import typing
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from gmgan import __version__
+from gmgan.cache import data_dir
+from gmgan.config_options import add_field_options, config_from_args, normalise_options
+from gmgan.presets import PRESETS, get_preset
 
 __all__ = ["build_parser", "main"]
 
@@ -102,79 +108,6 @@ def _auto_device(device: str | None) -> str:
 # gmgan sr
 # ---------------------------------------------------------------------------------------------
 
-def _collect_inputs(inputs: Sequence[str], failures: list[tuple[str, str]]) -> list[Path]:
-    """Files as given and the images of folders, in order, without duplicates."""
-    from gmgan.imageio import list_images
-
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item).expanduser()
-        try:
-            if path.is_dir():
-                files.extend(list_images(path))
-            elif path.exists():
-                files.append(path)
-            else:
-                failures.append((item, "no such file or folder"))
-        except (OSError, ValueError) as err:
-            failures.append((item, str(err)))
-    seen: set[Path] = set()
-    return [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]
-
-
-def _read_for_sr(path: Path):
-    """uint8 H x W, H x W x 3, or H x W x 4 when the file has an alpha channel (kept)."""
-    import numpy as np
-    from PIL import Image, ImageOps
-
-    from gmgan.imageio import ImageConversionWarning, alpha_channel, read_image
-
-    try:
-        with Image.open(path) as im:
-            alpha = alpha_channel(ImageOps.exif_transpose(im))
-    except (OSError, ValueError, SyntaxError, EOFError):  # read_image will say what is wrong
-        alpha = None
-    if alpha is None:
-        return read_image(path, keep_grey=True)
-    with warnings.catch_warnings():  # read_image announces that it drops the alpha: we keep it
-        warnings.filterwarnings("ignore", ".*alpha dropped", ImageConversionWarning)
-        img = read_image(path, keep_grey=True)
-    if alpha.dtype != np.uint8 or alpha.shape != img.shape[:2]:
-        return img
-    rgb = np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img
-    return np.concatenate([rgb, alpha[:, :, None]], axis=2)
-
-
-def _plan_outputs(files: Sequence[Path], out_dir: Path, scale: int, overwrite: bool,
-                  failures: list[tuple[str, str]]) -> list[tuple[Path, Path]]:
-    """(input, output) pairs for ``gmgan sr``, decided before anything is written.
-
-    An output that is one of the inputs is never written (reading the input later would
-    give the other result); an existing file is replaced only with ``overwrite``; of two
-    inputs with the same stem the first is kept. Refused inputs go to ``failures`` with
-    the reason.
-    """
-    inputs = {f.resolve() for f in files}
-    planned: dict[Path, Path] = {}
-    for path in files:
-        target = out_dir / f"{path.stem}_x{scale}.png"
-        why = None
-        if target.resolve() in inputs:
-            why = (f"output {target} is one of the inputs; not overwritten (choose "
-                   f"another --out-dir)")
-        elif target.resolve() in planned:
-            why = (f"output {target.name} would overwrite the result of "
-                   f"{planned[target.resolve()]}")
-        elif (target.exists() or target.is_symlink()) and not overwrite:
-            why = (f"output {target} exists; not overwritten (give --overwrite to "
-                   f"replace it)")
-        if why:
-            failures.append((str(path), why))
-        else:
-            planned[target.resolve()] = path
-    return [(path, target) for target, path in planned.items()]
-
-
 def cmd_sr(args: argparse.Namespace) -> int:
     """``gmgan sr``: upscale files / folders to ``<out>/<stem>_x<scale>.png``; 1 if any
     failed.
@@ -188,19 +121,20 @@ def cmd_sr(args: argparse.Namespace) -> int:
     from gmgan.imageio import write_image
     from gmgan.infer import upscale
     from gmgan.nets import load_generator
+    from gmgan.sr_plan import collect_inputs, plan_outputs, read_for_sr
 
     device = _auto_device(args.device)
     model = load_generator(args.weights, device=device)  # bad weights: a gmgan error, exit 2
     out_dir = Path(args.out_dir).expanduser()
     failures: list[tuple[str, str]] = []
-    files = _collect_inputs(args.inputs, failures)
-    plan = _plan_outputs(files, out_dir, model.scale, args.overwrite, failures)
+    files = collect_inputs(args.inputs, failures)
+    plan = plan_outputs(files, out_dir, model.scale, args.overwrite, failures)
     if plan:
         out_dir.mkdir(parents=True, exist_ok=True)
     written = 0
     for path, target in tqdm(plan, desc="sr", unit="img", disable=None):
         try:
-            img = _read_for_sr(path)
+            img = read_for_sr(path)
             sr = upscale(model, img, tile=args.tile, overlap=args.overlap, half=args.half,
                          batch_tiles=args.batch_tiles)
             if not args.overwrite and (target.exists() or target.is_symlink()):
@@ -285,120 +219,14 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 # gmgan train: one option per TrainConfig field
 # ---------------------------------------------------------------------------------------------
 
-_FIELD_DEST = "field__"
-
-
-def _normalise_options(argv: Sequence[str]) -> list[str]:
-    """``--num_block 1`` -> ``--num-block 1``: field names may be written with underscores.
-
-    Only the option name is changed (not a value after ``=``), and nothing after a bare ``--``.
-    """
-    out: list[str] = []
-    for i, token in enumerate(argv):
-        if token == "--":
-            return out + list(argv[i:])
-        if token.startswith("--") and len(token) > 2:
-            name, eq, value = token.partition("=")
-            token = name.replace("_", "-") + eq + value
-        out.append(token)
-    return out
-
-
-def _add_field_options(parser: argparse.ArgumentParser) -> None:
-    """``--<field>`` for every field of TrainConfig; the value is converted by apply_overrides.
-
-    Options are dashed (``--num-block``; ``--num_block`` works too, see :func:`_normalise_options`).
-    bools (also ``bool | None``) are ``--x`` / ``--no-x``; tuples take several values
-    (``--val-sets Set5 Set14``, ``--gan-betas 0 0.9``; ``--val-sets`` alone is the empty tuple);
-    optional fields accept ``none``.
-    """
-    from gmgan.presets import CHOICES, TrainConfig
-
-    hints = typing.get_type_hints(TrainConfig)
-    group = parser.add_argument_group("TrainConfig fields (each overrides the preset and the "
-                                      "config file)")
-    for f in dataclasses.fields(TrainConfig):
-        tp = hints[f.name]
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        optional = (typing.get_origin(tp) in (typing.Union, types.UnionType)
-                    and type(None) in typing.get_args(tp))
-        inner = args[0] if optional else tp
-        help_text = f.metadata.get("help", "")
-        kwargs: dict[str, Any] = {"dest": _FIELD_DEST + f.name, "default": argparse.SUPPRESS}
-        if inner is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(inner) is tuple:
-            inner_args = typing.get_args(inner)
-            if len(inner_args) == 2 and inner_args[1] is Ellipsis:
-                kwargs.update(nargs="*", metavar=inner_args[0].__name__.upper())
-            else:
-                kwargs.update(nargs=len(inner_args),
-                              metavar=tuple(a.__name__.upper() for a in inner_args))
-        else:
-            kwargs["metavar"] = inner.__name__.upper() if isinstance(inner, type) else "VALUE"
-            if f.name in CHOICES:
-                options = CHOICES[f.name]
-                kwargs["choices"] = options
-                if len(options) <= 4:
-                    kwargs["metavar"] = "{" + ",".join(options) + "}"
-                else:
-                    help_text += f"; one of {', '.join(options)}"
-        if optional and inner is not bool:
-            help_text += " ('none' for None)"
-        # "%" in help texts would be read as a format by argparse
-        group.add_argument("--" + f.name.replace("_", "-"),
-                           help=(help_text + _preset_defaults(f.name)).replace("%", "%%"), **kwargs)
-
-
-def _preset_defaults(name: str) -> str:
-    """`` (paper: 23, teach: 3)`` when the presets differ, else `` (default: X)``."""
-    from gmgan.presets import PRESETS
-
-    values = {preset: getattr(cfg, name) for preset, cfg in PRESETS.items()}
-
-    def show(v: Any) -> str:
-        return " ".join(map(str, v)) if isinstance(v, tuple) else str(v)
-
-    if len({repr(v) for v in values.values()}) == 1:
-        return f" (default: {show(next(iter(values.values())))})"
-    return " (" + ", ".join(f"{p}: {show(v)}" for p, v in values.items()) + ")"
-
-
-def _field_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {k[len(_FIELD_DEST):]: v for k, v in vars(args).items() if k.startswith(_FIELD_DEST)}
-
-
-def _build_config(args: argparse.Namespace):
-    """preset (default ``paper``) <- config file <- command-line fields."""
-    from gmgan.presets import TrainConfig, apply_overrides, get_preset
-
-    if args.config:
-        # --preset names the base; the file's own `preset:` key is then ignored
-        cfg = TrainConfig.from_yaml(Path(args.config).expanduser(), preset=args.preset)
-    else:
-        cfg = get_preset(args.preset or "paper")
-    return apply_overrides(cfg, _field_overrides(args))
-
-
-def _check_train_set(cfg) -> None:
-    """A train_set written as a path must be an existing folder (names are the registry's)."""
-    text = cfg.train_set
-    if os.sep in text or "/" in text or text.startswith((".", "~")):
-        path = Path(text).expanduser()
-        if not path.is_dir():
-            raise FileNotFoundError(f"training data folder not found: {path} (train_set={text!r}); "
-                                    f"give a folder of HR images or a set name (gmgan data list)")
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     """``gmgan train``: build the config (preset <- file <- options) and train; 0 after
     Ctrl-C or SIGTERM (checkpoint written)."""
-    cfg = _build_config(args)
+    cfg = config_from_args(args)
     if args.print_config:
         if _is_main_process():
             print(cfg.to_yaml(), end="")
         return 0
-    _check_train_set(cfg)
     from gmgan.train import train
 
     result = train(cfg)
@@ -438,7 +266,6 @@ def _format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def cmd_data_list(args: argparse.Namespace) -> int:
     """``gmgan data list``: a table of the known sets, cached or not."""
-    from gmgan.cache import data_dir
     from gmgan.data import list_datasets
 
     rows = []
@@ -493,8 +320,6 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
 
 def cmd_presets(args: argparse.Namespace) -> int:
     """``gmgan presets [NAME]``: list the presets, or print one as YAML."""
-    from gmgan.presets import PRESETS, get_preset
-
     if args.name:
         print(get_preset(args.name).to_yaml(), end="")
         return 0
@@ -541,55 +366,47 @@ def cmd_models_train(args: argparse.Namespace) -> int:
 # The parser
 # ---------------------------------------------------------------------------------------------
 
-def _version() -> str:
-    from gmgan import __version__
-
-    return __version__
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of ``gmgan`` with all sub-commands."""
+def _debug_parent() -> argparse.ArgumentParser:
+    """The ``--debug`` option that every parser and sub-parser shares."""
     debug = argparse.ArgumentParser(add_help=False)
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show the full traceback on errors (also: GMGAN_DEBUG=1)")
+    return debug
 
-    parser = argparse.ArgumentParser(
-        prog=PROG, formatter_class=_Formatter, parents=[debug],
-        description="GMGAN: 4x perceptual super-resolution (Zhu et al. 2020) in PyTorch.",
-        epilog=_examples(f"{PROG} sr photo.png -o out/ --weights G.safetensors",
-                         f"{PROG} eval --weights G.safetensors --sets Set5 Set14",
-                         f"{PROG} train --preset teach",
-                         f"{PROG} data list",
-                         f"{PROG} <command> --help"))
-    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, help_text: str, epilog: str, func) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog,
-                           formatter_class=_Formatter, parents=[debug])
-        if func is not None:
-            p.set_defaults(func=func)
-        return p
+def _add_command(sub, debug: argparse.ArgumentParser, name: str, help_text: str,
+                 epilog: str, func) -> argparse.ArgumentParser:
+    """A sub-command parser: its help line as description, the examples, ``--debug``."""
+    p = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog,
+                       formatter_class=_Formatter, parents=[debug])
+    if func is not None:
+        p.set_defaults(func=func)
+    return p
 
-    # -- sr
-    p = add("sr", "super-resolve image files or folders with a trained generator",
-            _examples(f"{PROG} sr photo.png -o out/ --weights RRDB_ESRGAN_x4.pth",
-                      f"{PROG} sr photos/ scan.png -o out/ --weights G.safetensors --tile 256 "
-                      f"--half",
-                      "writes out/<stem>_x4.png for each input; inputs that fail are listed at the",
-                      "end (exit status 1); existing files are kept unless",
-                      "--overwrite, and an input is never overwritten"), cmd_sr)
+
+def _add_sr_parser(sub, debug: argparse.ArgumentParser) -> None:
+    examples = _examples(
+        f"{PROG} sr photo.png -o out/ --weights RRDB_ESRGAN_x4.pth",
+        f"{PROG} sr photos/ scan.png -o out/ --weights G.safetensors --tile 256 --half",
+        "writes out/<stem>_x4.png for each input; inputs that fail are listed at the",
+        "end (exit status 1); existing files are kept unless",
+        "--overwrite, and an input is never overwritten")
+    p = _add_command(sub, debug, "sr",
+                     "super-resolve image files or folders with a trained generator",
+                     examples, cmd_sr)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files and/or folders of images")
     p.add_argument("-o", "--out-dir", required=True, help="output folder (created)")
     p.add_argument("-w", "--weights", required=True,
-                   help="generator weights: .safetensors or .pth (BasicSR / ESRGAN layouts)")
+                   help="generator weights: .safetensors or .pth (BasicSR / ESRGAN "
+                        "layouts)")
     p.add_argument("--tile", type=_count(1), default=None,
                    help="tile side in LR pixels (bounds memory for large images); "
                         "default: whole image")
     p.add_argument("--overlap", type=_count(0), default=16,
                    help="LR pixels of context around each tile")
-    p.add_argument("--batch-tiles", type=_count(1), default=1, help="tiles per forward pass")
+    p.add_argument("--batch-tiles", type=_count(1), default=1,
+                   help="tiles per forward pass")
     p.add_argument("--half", action="store_true",
                    help="reduced precision: fp16 on CUDA, bf16 on CPU")
     p.add_argument("--device", default=None,
@@ -597,138 +414,197 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing output files (an input is never replaced)")
 
-    # -- eval
-    p = add("eval", "evaluate generators and bicubic on benchmark sets (the paper's Table 1)",
-            _examples(f"{PROG} eval --sets Set5 Set14 BSD100                 # bicubic only",
-                      f"{PROG} eval --weights psnr.safetensors gan.safetensors --limit 2",
-                      f"{PROG} eval --weights GMGAN=runs/teach/gan/G_ema.safetensors --published "
-                      f"--csv table.csv --json table.json",
-                      "PI needs NRQM_model.mat (not available offline): the table then shows NIQE"),
-            cmd_eval)
+
+def _add_eval_parser(sub, debug: argparse.ArgumentParser) -> None:
+    examples = _examples(
+        f"{PROG} eval --sets Set5 Set14 BSD100                 # bicubic only",
+        f"{PROG} eval --weights psnr.safetensors gan.safetensors --limit 2",
+        f"{PROG} eval --weights GMGAN=runs/teach/gan/G_ema.safetensors --published "
+        f"--csv table.csv --json table.json",
+        "PI needs NRQM_model.mat (not available offline): the table then shows NIQE")
+    p = _add_command(sub, debug, "eval",
+                     "evaluate generators and bicubic on benchmark sets (the paper's "
+                     "Table 1)", examples, cmd_eval)
     p.add_argument("-w", "--weights", nargs="*", default=[], metavar="W",
-                   help="generator weight files, optionally NAME=PATH; one table row each")
+                   help="generator weight files, optionally NAME=PATH; one table row "
+                        "each")
     p.add_argument("--sets", nargs="+", default=["Set5", "Set14", "BSD100"],
                    help="benchmark sets: Set5 Set14 BSD100 Urban100")
-    p.add_argument("--metrics", nargs="+", default=["psnr", "ssim", "gmsd", "niqe", "pi"],
-                   choices=["psnr", "ssim", "gmsd", "niqe", "pi"], metavar="METRIC",
-                   help="any of psnr ssim gmsd niqe pi")
-    p.add_argument("--limit", type=_count(1), default=None, help="first N images of each set only")
-    p.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic baseline row")
-    p.add_argument("--published", action="store_true", help="add the paper's Table 1 rows")
-    p.add_argument("--layout", choices=["paper", "long"], default="paper", help="table layout")
+    metrics = ["psnr", "ssim", "gmsd", "niqe", "pi"]
+    p.add_argument("--metrics", nargs="+", default=metrics, choices=metrics,
+                   metavar="METRIC", help="any of psnr ssim gmsd niqe pi")
+    p.add_argument("--limit", type=_count(1), default=None,
+                   help="first N images of each set only")
+    p.add_argument("--no-bicubic", action="store_true",
+                   help="leave out the bicubic baseline row")
+    p.add_argument("--published", action="store_true",
+                   help="add the paper's Table 1 rows")
+    p.add_argument("--layout", choices=["paper", "long"], default="paper",
+                   help="table layout")
     p.add_argument("--csv", default=None, help="write the set means as CSV")
-    p.add_argument("--json", default=None, help="write means and per-image scores as JSON")
+    p.add_argument("--json", default=None,
+                   help="write means and per-image scores as JSON")
     p.add_argument("--tile", type=_count(1), default=None,
                    help="tile side in LR pixels (default: whole image)")
-    p.add_argument("--device", default=None, help="where models run (default: cuda if available)")
-    # default None: gmgan.metrics.GREY_DEFAULT, resolved in cmd_eval (building the parser
-    # imports no torch)
+    p.add_argument("--device", default=None,
+                   help="where models run (default: cuda if available)")
+    # default None: gmgan.metrics.GREY_DEFAULT, resolved in cmd_eval (building the
+    # parser imports no torch)
     p.add_argument("--grey", choices=["as_rgb", "as_y"], default=None,
-                   help="single-channel images (Set14 bridge) in PSNR/SSIM: as_rgb = as R = G = B "
-                        "(the default, as in training validation; GMGAN's Table 1) or as_y = as Y "
-                        "(ESRGAN); the table's caption names it")
+                   help="single-channel images (Set14 bridge) in PSNR/SSIM: as_rgb = "
+                        "as R = G = B (the default, as in training validation; GMGAN's "
+                        "Table 1) or as_y = as Y (ESRGAN); the table's caption names "
+                        "it")
     p.add_argument("--lr", choices=["dataset", "matlab"], default="dataset",
-                   help="LR inputs: the sets' own files, or MATLAB-exact bicubic for every set")
+                   help="LR inputs: the sets' own files, or MATLAB-exact bicubic for "
+                        "every set")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="progress bar on stderr")
 
-    # -- interpolate
-    p = add("interpolate", "network interpolation: (1 - alpha) x A + alpha x B (ESRGAN)",
-            _examples(f"{PROG} interpolate psnr.safetensors gan.safetensors --alpha 0.8 "
-                      f"-o interp_08.safetensors",
-                      "A is the PSNR-oriented model, B the GAN model; alpha 0 gives A, 1 gives B"),
-            cmd_interpolate)
+
+def _add_interpolate_parser(sub, debug: argparse.ArgumentParser) -> None:
+    examples = _examples(
+        f"{PROG} interpolate psnr.safetensors gan.safetensors --alpha 0.8 "
+        f"-o interp_08.safetensors",
+        "A is the PSNR-oriented model, B the GAN model; alpha 0 gives A, 1 gives B")
+    p = _add_command(sub, debug, "interpolate",
+                     "network interpolation: (1 - alpha) x A + alpha x B (ESRGAN)",
+                     examples, cmd_interpolate)
     p.add_argument("a", metavar="A", help="PSNR-oriented generator weights")
     p.add_argument("b", metavar="B", help="GAN generator weights (same architecture)")
     p.add_argument("--alpha", type=float, required=True, help="weight of B, in [0, 1]")
     p.add_argument("-o", "--out", required=True, help="output .safetensors file")
 
-    # -- train
-    p = add("train", "train GMGAN (phase 1: MSE pre-training, phase 2: GAN)",
-            _examples(f"{PROG} train --preset teach",
-                      f"{PROG} train --preset teach --num-block 1 --pretrain-iters 20 "
-                      f"--phase pretrain",
-                      f"{PROG} train --preset paper --train-set /data/DIV2K/HR --augment8",
-                      f"{PROG} train --config my.yaml --resume",
-                      f"{PROG} train --preset teach --print-config > my.yaml",
-                      "torchrun --nproc_per_node 2 -m gmgan train --preset paper --train-set DIV2K",
-                      "Ctrl-C or SIGTERM (kill, docker stop, Slurm) stops after the",
-                      "current step and writes a checkpoint;",
-                      "--resume continues"),
-            cmd_train)
-    from gmgan.presets import PRESETS
 
+def _add_train_parser(sub, debug: argparse.ArgumentParser) -> None:
+    examples = _examples(
+        f"{PROG} train --preset teach",
+        f"{PROG} train --preset teach --num-block 1 --pretrain-iters 20 "
+        f"--phase pretrain",
+        f"{PROG} train --preset paper --train-set /data/DIV2K/HR --augment8",
+        f"{PROG} train --config my.yaml --resume",
+        f"{PROG} train --preset teach --print-config > my.yaml",
+        "torchrun --nproc_per_node 2 -m gmgan train --preset paper --train-set DIV2K",
+        "Ctrl-C or SIGTERM (kill, docker stop, Slurm) stops after the",
+        "current step and writes a checkpoint;",
+        "--resume continues")
+    p = _add_command(sub, debug, "train",
+                     "train GMGAN (phase 1: MSE pre-training, phase 2: GAN)", examples,
+                     cmd_train)
     p.add_argument("--preset", choices=list(PRESETS), default=None,
-                   help="starting configuration (default: paper, or the config file's own)")
-    p.add_argument("--config", default=None, help="YAML file of fields (may hold `preset: NAME`)")
+                   help="starting configuration (default: paper, or the config file's "
+                        "own)")
+    p.add_argument("--config", default=None,
+                   help="YAML file of fields (may hold `preset: NAME`)")
     p.add_argument("--print-config", action="store_true",
                    help="print the final config as YAML and exit")
-    _add_field_options(p)
+    add_field_options(p)
 
-    # -- data
-    p = add("data", "list, fetch and prepare image sets",
-            _examples(f"{PROG} data list", f"{PROG} data fetch Set5 Set14",
-                      f"{PROG} data prepare T91 --augment8"),
-            None)
+
+def _add_data_parser(sub, debug: argparse.ArgumentParser) -> None:
+    examples = _examples(f"{PROG} data list", f"{PROG} data fetch Set5 Set14",
+                         f"{PROG} data prepare T91 --augment8")
+    p = _add_command(sub, debug, "data", "list, fetch and prepare image sets", examples,
+                     None)
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
-    def add_data(name: str, help_text: str, epilog: str, func) -> argparse.ArgumentParser:
-        q = dsub.add_parser(name, help=help_text, description=help_text, epilog=epilog,
-                            formatter_class=_Formatter, parents=[debug])
-        q.set_defaults(func=func)
-        return q
+    examples = _examples(f"{PROG} data list", f"GMGAN_DATA=/mnt/sets {PROG} data list")
+    _add_command(dsub, debug, "list",
+                 "the known sets: cached or not, image counts, location", examples,
+                 cmd_data_list)
 
-    add_data("list", "the known sets: cached or not, image counts, location",
-             _examples(f"{PROG} data list", f"GMGAN_DATA=/mnt/sets {PROG} data list"),
-             cmd_data_list)
-    q = add_data("fetch", "download sets into the data cache (verified, resumable)",
-                 _examples(f"{PROG} data fetch Set5 Set14 BSD100 Urban100",
-                           f"{PROG} data fetch DIV2K"),
-                 cmd_data_fetch)
-    q.add_argument("names", nargs="+", metavar="NAME", help="set names (see `gmgan data list`)")
+    examples = _examples(f"{PROG} data fetch Set5 Set14 BSD100 Urban100",
+                         f"{PROG} data fetch DIV2K")
+    q = _add_command(dsub, debug, "fetch",
+                     "download sets into the data cache (verified, resumable)",
+                     examples, cmd_data_fetch)
+    q.add_argument("names", nargs="+", metavar="NAME",
+                   help="set names (see `gmgan data list`)")
     q.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    q = add_data("manifest", "write DIR/MANIFEST.tsv (path, sha256, bytes of every file), which makes "
-                 "a copy of the data cache usable as a data mirror (GMGAN_DATA_MIRROR)",
-                 _examples(f"{PROG} data manifest /srv/gmgan-data",
-                           "python -m http.server 8000 -d /srv/gmgan-data",
-                           f"GMGAN_DATA_MIRROR=http://host:8000 {PROG} data fetch Set5"), cmd_data_manifest)
-    q.add_argument("folder", metavar="DIR", help="a data cache (layout benchmark/Set5/HR, train/T91, ...)")
-    q = add_data("prepare", "make the HR/LR training pairs of a set (sub-images, 8x "
-                 "augmentation, LR)",
-                 _examples(f"{PROG} data prepare T91",
-                           f"{PROG} data prepare DIV2K --subimages --augment8",
-                           f"{PROG} data prepare ~/photos/hr"), cmd_data_prepare)
+
+    examples = _examples(f"{PROG} data manifest /srv/gmgan-data",
+                         "python -m http.server 8000 -d /srv/gmgan-data",
+                         f"GMGAN_DATA_MIRROR=http://host:8000 {PROG} data fetch Set5")
+    q = _add_command(dsub, debug, "manifest",
+                     "write DIR/MANIFEST.tsv (path, sha256, bytes of every file), "
+                     "which makes a copy of the data cache usable as a data mirror "
+                     "(GMGAN_DATA_MIRROR)", examples, cmd_data_manifest)
+    q.add_argument("folder", metavar="DIR",
+                   help="a data cache (layout benchmark/Set5/HR, train/T91, ...)")
+
+    examples = _examples(f"{PROG} data prepare T91",
+                         f"{PROG} data prepare DIV2K --subimages --augment8",
+                         f"{PROG} data prepare ~/photos/hr")
+    q = _add_command(dsub, debug, "prepare",
+                     "make the HR/LR training pairs of a set (sub-images, 8x "
+                     "augmentation, LR)", examples, cmd_data_prepare)
     q.add_argument("name", metavar="NAME", help="set name or folder of HR images")
-    q.add_argument("--augment8", action="store_true", help="8x dihedral augmentation (the paper's)")
+    q.add_argument("--augment8", action="store_true",
+                   help="8x dihedral augmentation (the paper's)")
     q.add_argument("--subimages", action=argparse.BooleanOptionalAction, default=None,
-                   help="cut into 480 px sub-images (default: only for DIV2K-sized images)")
+                   help="cut into 480 px sub-images (default: only for DIV2K-sized "
+                        "images)")
     q.add_argument("--scale", type=int, default=4, help="upscaling factor")
     q.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
-    # -- teaching-models
-    p = add("teaching-models", "the book's trained teaching models: list the shipped ones, or train them again",
-            _examples(f"{PROG} teaching-models list",
-                      f"{PROG} teaching-models train --jobs 2                      # into GMGAN_DERIVED",
-                      f"{PROG} teaching-models train --jobs 2 --export gmgan/teaching_models",
-                      "the notebooks use the shipped models; papermill -p retrain true trains theirs"),
-            None)
+
+def _add_teaching_models_parser(sub, debug: argparse.ArgumentParser) -> None:
+    examples = _examples(
+        f"{PROG} teaching-models list",
+        f"{PROG} teaching-models train --jobs 2                      # into "
+        f"GMGAN_DERIVED",
+        f"{PROG} teaching-models train --jobs 2 --export gmgan/teaching_models",
+        "the notebooks use the shipped models; papermill -p retrain true trains theirs")
+    p = _add_command(sub, debug, "teaching-models",
+                     "the book's trained teaching models: list the shipped ones, or "
+                     "train them again", examples, None)
     msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    q = msub.add_parser("list", help="the shipped models", formatter_class=_Formatter, parents=[debug])
+    # no description or examples of their own: their help is the line in the list
+    q = msub.add_parser("list", help="the shipped models", formatter_class=_Formatter,
+                        parents=[debug])
     q.set_defaults(func=cmd_models_list)
     q.add_argument("--preset", default="teach", help="preset folder (teach)")
-    q = msub.add_parser("train", help="train every model the notebooks compare (3 seeds each; hours on a CPU)",
-                        formatter_class=_Formatter, parents=[debug])
+    q = msub.add_parser("train", help="train every model the notebooks compare (3 "
+                        "seeds each; hours on a CPU)", formatter_class=_Formatter,
+                        parents=[debug])
     q.set_defaults(func=cmd_models_train)
     q.add_argument("--preset", default="teach", help="preset to train (teach)")
-    q.add_argument("--jobs", type=_count(1), default=1, help="models trained at once, one CPU thread each")
-    q.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: 0 1 2)")
+    q.add_argument("--jobs", type=_count(1), default=1,
+                   help="models trained at once, one CPU thread each")
+    q.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="seeds (default: 0 1 2)")
     q.add_argument("--export", default=None,
-                   help="copy each finished run here (weights, config, logs), e.g. gmgan/teaching_models")
+                   help="copy each finished run here (weights, config, logs), e.g. "
+                        "gmgan/teaching_models")
 
-    # -- presets
-    p = add("presets", "list the training presets, or print one as YAML",
-            _examples(f"{PROG} presets", f"{PROG} presets teach > teach.yaml"), cmd_presets)
-    p.add_argument("name", nargs="?", default=None, metavar="NAME", help="preset to print")
+
+def _add_presets_parser(sub, debug: argparse.ArgumentParser) -> None:
+    examples = _examples(f"{PROG} presets", f"{PROG} presets teach > teach.yaml")
+    p = _add_command(sub, debug, "presets",
+                     "list the training presets, or print one as YAML", examples,
+                     cmd_presets)
+    p.add_argument("name", nargs="?", default=None, metavar="NAME",
+                   help="preset to print")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of ``gmgan`` with all sub-commands."""
+    debug = _debug_parent()
+    parser = argparse.ArgumentParser(
+        prog=PROG, formatter_class=_Formatter, parents=[debug],
+        description="GMGAN: 4x perceptual super-resolution (Zhu et al. 2020) in "
+                    "PyTorch.",
+        epilog=_examples(f"{PROG} sr photo.png -o out/ --weights G.safetensors",
+                         f"{PROG} eval --weights G.safetensors --sets Set5 Set14",
+                         f"{PROG} train --preset teach",
+                         f"{PROG} data list",
+                         f"{PROG} <command> --help"))
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add_parser in (_add_sr_parser, _add_eval_parser, _add_interpolate_parser,
+                       _add_train_parser, _add_data_parser, _add_teaching_models_parser,
+                       _add_presets_parser):
+        add_parser(sub, debug)
     return parser
 
 
@@ -740,7 +616,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stderr, no traceback unless ``--debug`` / ``GMGAN_DEBUG=1``); 130: interrupted.
     """
     parser = build_parser()
-    argv = _normalise_options(sys.argv[1:] if argv is None else list(argv))
+    argv = normalise_options(sys.argv[1:] if argv is None else list(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version, usage errors: argparse has printed them

@@ -26,6 +26,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from PIL import __version__ as pillow_version
+from tqdm.auto import tqdm
+
+from gmgan.cache import derived_dir
+from gmgan.data.download import require
+from gmgan.data.prepare import build_once
+from gmgan.data.registry import DatasetInfo
+from gmgan.data.sources import resolve_image_source
+from gmgan.imageio import list_images, read_image, write_image
+from gmgan.resize import imresize
 
 __all__ = ["IMAGENET_LIKE", "degrade", "make_set", "set_sources"]
 
@@ -57,12 +68,8 @@ def degrade(img: np.ndarray, *, downscale: float = 2.0,
     downscale, jpeg_quality = _check_params(downscale, jpeg_quality)
     out = img
     if downscale != 1.0:
-        from gmgan.resize import imresize
-
         out = imresize(out, 1.0 / downscale)
     if jpeg_quality is not None:
-        from PIL import Image
-
         buf = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(out)).save(buf, format="JPEG", quality=jpeg_quality)
         buf.seek(0)
@@ -75,9 +82,10 @@ def set_sources(sources: Sequence[PathLike]) -> list[tuple[Path, str]]:
     """The image files behind ``sources`` and the output stem each gets in :func:`make_set`.
 
     Args:
-        sources: each a registered set name (``"T91"``, ``"BSDS200"``, ``"samples"``, ...: found
-            with :func:`gmgan.data.dataset_dir`), a folder of images (sub-folders included), or a
-            single image file.
+        sources: each a registered set name (``"T91"``, ``"BSDS200"``, ``"samples"``, ...;
+            fetched on first use), a folder of images (sub-folders included), or a single image
+            file; a name wins over a file or folder of that name in the working directory
+            (:func:`gmgan.data.resolve_image_source`).
 
     Returns:
         ``[(file, stem), ...]`` in the order given (each folder sorted by path); the stem is
@@ -88,25 +96,24 @@ def set_sources(sources: Sequence[PathLike]) -> list[tuple[Path, str]]:
         ValueError: no sources, or two files that would get the same stem.
         FileNotFoundError: a source that is neither a known set, a folder nor an image file.
     """
-    from gmgan.data.download import dataset_dir
-    from gmgan.imageio import IMAGE_EXTENSIONS, list_images
-
     if isinstance(sources, (str, os.PathLike)) or not sources:
         raise ValueError(f"make_set: sources must be a non-empty list of set names, folders or "
                          f"files, got {sources!r}")
     out: list[tuple[Path, str]] = []
     seen: dict[str, Path] = {}
     for source in sources:
-        path = Path(os.fspath(source)).expanduser()
-        if path.is_file():
-            if path.suffix.lower() not in IMAGE_EXTENSIONS:
-                raise ValueError(f"make_set: {path} is not an image file "
-                                 f"({', '.join(IMAGE_EXTENSIONS)})")
-            files, label, root = [path], path.parent.name, path.parent
+        try:
+            found = resolve_image_source(source, allow_file=True)
+        except ValueError as exc:
+            raise ValueError(f"make_set: {exc}") from None
+        if isinstance(found, DatasetInfo):
+            root = require(found)
+            files, label = list_images(root, recursive=True), str(source)
         else:
-            root = Path(dataset_dir(source))
-            is_name = isinstance(source, str) and "/" not in source and os.sep not in source
-            files, label = list_images(root, recursive=True), (source if is_name else root.name)
+            # a folder's own name, or a file's folder's: also for ".", "..", "x.png"
+            root = found.parent if found.is_file() else found
+            files = [found] if found.is_file() else list_images(root, recursive=True)
+            label = Path(os.path.abspath(root)).name
         for f in files:
             stem = "_".join([label, *f.relative_to(root).with_suffix("").parts])
             if stem in seen:
@@ -145,15 +152,6 @@ def make_set(sources: Sequence[PathLike], *, name: str, downscale: float = 1.0,
     Raises:
         ValueError: a bad name or parameter, or no usable source (see :func:`set_sources`).
     """
-    from PIL import __version__ as pillow_version
-    from tqdm.auto import tqdm
-
-    # build_once: these folders are cached, locked and invalidated exactly like the trainer's own
-    # prepared sets.
-    from gmgan.cache import derived_dir
-    from gmgan.data.prepare import build_once
-    from gmgan.imageio import read_image, write_image
-
     if not isinstance(name, str) or re.fullmatch(r"[\w.+-]+", name) is None:
         raise ValueError(f"make_set: name must be a folder name (letters, digits, _ . + -), "
                          f"got {name!r}")
@@ -191,6 +189,7 @@ def make_set(sources: Sequence[PathLike], *, name: str, downscale: float = 1.0,
                              f"{min_side}")
         return outputs, skipped
 
+    # cached, locked and invalidated exactly like the trainer's own prepared sets
     build_once(dst, step="make_set", params=params, source=name, sources=fingerprint, produce=produce)
     return dst
 

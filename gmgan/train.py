@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +50,7 @@ import torch
 
 from gmgan.checkpoint import list_checkpoints
 from gmgan.config import TrainConfig, apply_overrides
-from gmgan.data import PatchPairs, prepare_training_set
-from gmgan.data.registry import DATASETS, get_info
+from gmgan.data import PatchPairs, prepare_training_set, resolve_image_source
 from gmgan.losses import GMGANLoss, PerceptualLoss, QualityLoss, mse_loss
 from gmgan.nets import Discriminator, RRDBNet, load_generator
 from gmgan.pretrained import require_perceptual_weights
@@ -384,16 +382,7 @@ def _check_run_dir(cfg: TrainConfig, env: Env) -> None:
 def _check_train_set(cfg: TrainConfig) -> None:
     """Refuse a training set that names nothing before anything is written or downloaded (the
     set itself is fetched later, by :func:`gmgan.data.prepare.prepare_training_set`)."""
-    text = str(cfg.train_set)
-    if "/" not in text and os.sep not in text:
-        try:
-            get_info(text)
-            return
-        except KeyError:
-            pass
-    if not Path(text).expanduser().is_dir():
-        raise FileNotFoundError(f"train_set {text!r} is neither a known data set ({', '.join(DATASETS)}) "
-                                f"nor an existing folder of images")
+    resolve_image_source(cfg.train_set, field="train_set")
 
 
 def train(cfg: TrainConfig, **overrides: Any) -> TrainResult:

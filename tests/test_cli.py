@@ -62,6 +62,18 @@ def test_python_m_gmgan_help_subprocess():
         assert command in proc.stdout
 
 
+def test_help_and_presets_load_no_torch():
+    """The commands' modules are imported when a command runs, so that the parser, --help
+    and `gmgan presets` answer without loading torch (seconds)."""
+    code = ("import sys; from gmgan.cli import main; main(['presets']); "
+            "main(['train', '--preset', 'teach', '--print-config']); "
+            "print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "False"
+
+
 @pytest.mark.parametrize("argv", [["sr"], ["eval"], ["interpolate"], ["train"], ["data"],
                                   ["data", "list"], ["data", "fetch"], ["data", "prepare"],
                                   ["presets"]])
@@ -265,7 +277,8 @@ def test_train_option_spellings_and_config_file(tmp_path, capsys):
     (["--preset", "nope"], "invalid choice"),
     (["--preset", "teach", "--pretrain-iters", "-5"], "pretrain_iters"),
     (["--preset", "teach", "--batch-size", "many"], "batch_size"),
-    (["--preset", "teach", "--train-set", "/no/such/folder"], "training data folder not found"),
+    (["--preset", "teach", "--train-set", "/no/such/folder"],
+     "train_set '/no/such/folder' is neither a known data set"),
     (["--config", "/no/such.yaml"], "config file not found"),
 ])
 def test_train_errors(argv, needle, capsys):

@@ -1,8 +1,15 @@
 """Image sets for training and evaluation.
 
-- :mod:`~gmgan.data.registry`: the known sets (URLs, checksums, counts, cache layout) and
-  the data cache's ``MANIFEST.tsv``.
-- :mod:`~gmgan.data.download`: resumable verified downloads, safe unpacking, :func:`fetch`.
+- :mod:`~gmgan.data.registry`: the known sets (URLs, checksums, counts, cache layout)
+  and the data cache's ``MANIFEST.tsv``.
+- :mod:`~gmgan.data.transfer`: resumable verified HTTP downloads, safe archive
+  extraction.
+- :mod:`~gmgan.data.layout`: where sets lie in the cache, their completion marker,
+  :func:`locate`, :func:`list_datasets`.
+- :mod:`~gmgan.data.mirror`: installing sets from a data mirror (``GMGAN_DATA_MIRROR``).
+- :mod:`~gmgan.data.download`: :func:`fetch` / ``require``: a set found or installed.
+- :mod:`~gmgan.data.sources`: :func:`resolve_image_source`, the rule for "a set name or
+  a folder"; :func:`dataset_dir` applies it and fetches a named set.
 - :mod:`~gmgan.data.prepare`: sub-images, LR images, 8x dihedral augmentation.
 - :mod:`~gmgan.data.pairs`: the training Dataset / DataLoader of HR/LR patch pairs.
 - :mod:`~gmgan.data.benchmark`: HR/LR pairs of the test sets.
@@ -13,10 +20,13 @@ from __future__ import annotations
 
 import importlib
 
-# ``download`` (the function) is not re-exported: it would hide the module gmgan.data.download.
-from gmgan.data.download import (ChecksumError, UnsafeArchiveError, dataset_dir, fetch,
-                                 list_datasets, locate, safe_extract)
+# ``download`` (the function) is not re-exported: it would hide the module
+# gmgan.data.download.
+from gmgan.data.download import dataset_dir, fetch
+from gmgan.data.layout import list_datasets, locate
 from gmgan.data.registry import DATASETS, DatasetInfo, get_info
+from gmgan.data.sources import resolve_image_source
+from gmgan.data.transfer import ChecksumError, UnsafeArchiveError, safe_extract
 
 _LAZY = {
     "extract_subimages": "gmgan.data.prepare",
@@ -34,7 +44,8 @@ _LAZY = {
 }
 
 __all__ = ["DatasetInfo", "DATASETS", "get_info", "fetch", "dataset_dir", "list_datasets", "locate",
-           "safe_extract", "ChecksumError", "UnsafeArchiveError", *_LAZY]
+           "resolve_image_source", "safe_extract", "ChecksumError", "UnsafeArchiveError",
+           *_LAZY]
 
 
 def __getattr__(name: str):

@@ -17,6 +17,12 @@ import numpy as np
 from filelock import FileLock
 
 from gmgan.cache import data_dir, derived_dir
+from gmgan.data.download import require
+from gmgan.data.layout import locate
+from gmgan.data.registry import get_info
+from gmgan.imageio import list_images, read_image, write_image
+from gmgan.resize import imresize, modcrop
+from gmgan.threads import torch_threads
 
 __all__ = ["BENCHMARK_SETS", "BenchmarkImage", "benchmark_dir", "load_benchmark"]
 
@@ -49,13 +55,10 @@ def benchmark_dir(name: str) -> Path:
     """The folder of a test set (``<cache>/benchmark/<name>``, holding ``HR/`` and the LR folders).
 
     Looks in the data cache and, when that is read-only, where downloads went instead
-    (:func:`gmgan.data.download.locate`). A registered set that is missing is downloaded on first
+    (:func:`gmgan.data.layout.locate`). A registered set that is missing is downloaded on first
     use where the network allows (:func:`gmgan.data.download.require`, which says so in one line);
     otherwise a clear error names GMGAN_DATA and ``gmgan data fetch NAME``.
     """
-    from gmgan.data.download import locate, require
-    from gmgan.data.registry import get_info
-
     name = _canonical(name)
     hr = locate(name) if _registered(name) else None
     if hr is None and (data_dir() / "benchmark" / name / "HR").is_dir():
@@ -71,8 +74,6 @@ def benchmark_dir(name: str) -> Path:
 
 
 def _registered(name: str) -> bool:
-    from gmgan.data.registry import get_info
-
     try:
         get_info(name)
         return True
@@ -82,8 +83,6 @@ def _registered(name: str) -> bool:
 
 def _lr_files(folder: Path, scale: int) -> dict[str, Path]:
     """LR files by the stem of their HR image (``babyx4.png`` and ``baby.png`` both -> ``baby``)."""
-    from gmgan.imageio import list_images
-
     out = {}
     for p in list_images(folder):
         stem = p.stem[:-len(f"x{scale}")] if p.stem.endswith(f"x{scale}") else p.stem
@@ -96,10 +95,6 @@ def _matlab_lr(name: str, hr_files: list[Path], scale: int) -> dict[str, Path]:
     ``derived_dir("benchmark", name, "LR_matlab", "X<scale>")``. ``index.json`` there records the
     size and mtime of each HR file, so a changed HR image is resized again; only the images asked
     for are made (``limit`` stays cheap)."""
-    from gmgan.imageio import read_image, write_image
-    from gmgan.resize import imresize, modcrop
-    from gmgan.threads import torch_threads
-
     out_dir = derived_dir("benchmark", name, "LR_matlab", f"X{scale}")
     index_path = out_dir / "index.json"
     with FileLock(str(out_dir / ".lock")), torch_threads(1):
@@ -140,9 +135,6 @@ def load_benchmark(name: str, *, scale: int = 4, limit: int | None = None,
     :class:`BenchmarkImage`. A missing registered set is downloaded on first use where the network
     allows; otherwise ``FileNotFoundError`` names GMGAN_DATA and ``gmgan data fetch NAME``; an LR file that does not match its HR raises ``ValueError``.
     """
-    from gmgan.imageio import list_images, read_image
-    from gmgan.resize import modcrop
-
     if lr not in ("dataset", "matlab"):
         raise ValueError(f"lr must be 'dataset' or 'matlab', got {lr!r}")
     if limit is not None and limit < 0:

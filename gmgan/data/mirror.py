@@ -11,7 +11,7 @@
 
 A set's files on the mirror are the manifest's rows under the set's folder: its ``subdir``, or the
 folder above it when that ends in ``HR`` (so ``benchmark/Set5/`` brings HR and the LR folders).
-Each file is downloaded with :func:`gmgan.data.download.download` (resumable, size and sha256 checked
+Each file is downloaded with :func:`gmgan.data.transfer.download` (resumable, size and sha256 checked
 against the manifest) into ``<cache>/downloads/mirror/``; only when every file of the set is there
 and verified is the set's folder built beside its final place and moved in, so a bad mirror (a 404,
 a short file, a wrong checksum) leaves no partial set behind. Verified files stay in
@@ -30,11 +30,17 @@ import urllib.request
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlparse
 
+from PIL import Image
 from tqdm.auto import tqdm
 
+from gmgan.data.layout import count_images, place_folder, set_folder, write_marker
 from gmgan.data.registry import MANIFEST_NAME, DatasetInfo, ManifestEntry, parse_manifest
+from gmgan.data.transfer import DownloadError, download
+from gmgan.imageio import IMAGE_EXTENSIONS
 
-__all__ = ["MIRROR_ENV", "install_from_mirror", "mirror_manifest", "mirror_url", "set_files", "set_folder"]
+# set_folder moved to gmgan.data.layout; it stays importable from here for one release.
+__all__ = ["MIRROR_ENV", "install_from_mirror", "mirror_manifest", "mirror_url", "set_files",
+           "set_folder"]
 
 #: Environment variable with the mirror's base URL.
 MIRROR_ENV = "GMGAN_DATA_MIRROR"
@@ -60,20 +66,12 @@ def file_url(base: str, path: str) -> str:
     return base + "/" + "/".join(quote(part) for part in PurePosixPath(path).parts)
 
 
-def set_folder(info: DatasetInfo) -> str:
-    """The folder whose files make a set on a mirror: ``subdir``, or its parent when it ends in HR."""
-    sub = PurePosixPath(info.subdir)
-    return str(sub.parent) if sub.name == "HR" and str(sub.parent) != "." else str(sub)
-
-
 def mirror_manifest(base: str, *, timeout: float = 30) -> dict[str, ManifestEntry]:
     """Download and parse ``<base>/MANIFEST.tsv``.
 
     Raises:
         DownloadError: the manifest cannot be downloaded or parsed (the message names its URL).
     """
-    from gmgan.data.download import DownloadError
-
     url = file_url(base, MANIFEST_NAME)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -90,7 +88,8 @@ def mirror_manifest(base: str, *, timeout: float = 30) -> dict[str, ManifestEntr
 
 
 def set_files(manifest: dict[str, ManifestEntry], info: DatasetInfo) -> list[ManifestEntry]:
-    """The manifest rows of a set's files (under :func:`set_folder`, any depth), sorted by path."""
+    """The manifest rows of a set's files (under :func:`~gmgan.data.layout.set_folder`, any
+    depth), sorted by path."""
     prefix = set_folder(info).rstrip("/") + "/"
     return sorted((e for p, e in manifest.items() if p.startswith(prefix)), key=lambda e: e.path)
 
@@ -98,11 +97,6 @@ def set_files(manifest: dict[str, ManifestEntry], info: DatasetInfo) -> list[Man
 def _check_images(folder: Path, info: DatasetInfo, base: str) -> None:
     """Every file of a downloaded HR folder must be an image that PIL can open (an
     archive install keeps only image files; a mirror's manifest might list anything)."""
-    from PIL import Image
-
-    from gmgan.data.download import DownloadError
-    from gmgan.imageio import IMAGE_EXTENSIONS
-
     bad = []
     for path in sorted(folder.rglob("*")):
         if not path.is_file():
@@ -138,9 +132,6 @@ def install_from_mirror(info: DatasetInfo, target: Path, base: str, *, progress:
         image, or there are more HR images than the set has; the message names the file
         or the counts. Nothing is placed in the set's folders then.
     """
-    from gmgan.data.download import (DownloadError, _count_images, _place, _write_marker,
-                                     download)
-
     entries = set_files(mirror_manifest(base), info)
     hr_prefix = info.subdir.rstrip("/") + "/"
     if not any(e.path.startswith(hr_prefix) for e in entries):
@@ -178,16 +169,16 @@ def install_from_mirror(info: DatasetInfo, target: Path, base: str, *, progress:
         hr_rel = PurePosixPath(info.subdir).relative_to(folder).as_posix() if info.subdir != folder else "."
         staged_hr = staged_root / hr_rel
         _check_images(staged_hr, info, base)
-        n_hr = _count_images(staged_hr)
+        n_hr = count_images(staged_hr)
         if info.count is not None and n_hr > info.count:
             raise DownloadError(f"data mirror {base} lists {n_hr} images of "
                                 f"{info.name} under {info.subdir}/, the set has "
                                 f"{info.count}; not installed")
-        _write_marker(staged_hr, info, n_hr, base, None)  # fewer: a subset
+        write_marker(staged_hr, info, n_hr, base, None)  # fewer: a subset
         leaves = sorted({(staged_root / e.path[len(folder) + 1:]).parent for e in entries},
                         key=lambda p: (p == staged_hr, str(p)))
         for leaf in leaves:
-            _place(leaf, target / folder / leaf.relative_to(staged_root))
+            place_folder(leaf, target / folder / leaf.relative_to(staged_root))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for entry in entries:  # installed: the download copies are no longer needed

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from gmgan.data.prepare import dihedral, image_size
+from gmgan.imageio import list_images, read_image
 
 __all__ = ["DEFAULT_CACHE_FRACTION", "ImageCache", "PatchPairs", "build_loader", "default_cache_bytes",
            "infinite_batches", "memory_limit_bytes"]
@@ -206,8 +207,6 @@ class PatchPairs(Dataset):
         self._kinds.append(kind)
 
     def _pair_files(self) -> list[tuple[Path, Path]]:
-        from gmgan.imageio import list_images
-
         for folder in (self.hr_dir, self.lr_dir):
             if not folder.is_dir():
                 raise FileNotFoundError(f"image folder not found: {folder}")
@@ -223,8 +222,6 @@ class PatchPairs(Dataset):
 
     def _scan(self, pairs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
         """Header check of every pair, then a full decode when the set is small enough."""
-        from gmgan.imageio import read_image
-
         lr_patch = self.patch_size // self.scale
         checked = []
         total_px = 0
@@ -311,8 +308,6 @@ class PatchPairs(Dataset):
         cached = self._cache.get(j)
         if cached is not None:
             return cached
-        from gmgan.imageio import read_image
-
         hr_path, lr_path = self.pairs[j]
         hr, lr = read_image(hr_path), read_image(lr_path)
         want = (hr.shape[0] // self.scale, hr.shape[1] // self.scale)

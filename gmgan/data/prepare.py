@@ -31,6 +31,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gmgan.cache import derived_dir
+from gmgan.data.download import dataset_dir
+from gmgan.imageio import ImageReadError, list_images, read_image, write_image
+from gmgan.resize import imresize, modcrop
 from gmgan.threads import torch_threads
 
 __all__ = ["PreparedSet", "build_once", "dihedral", "DIHEDRAL_NAMES", "extract_subimages", "make_lr",
@@ -108,8 +111,6 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 def _sources(src: Path) -> list[Path]:
     """The image files of a folder and its sub-folders, sorted (as :func:`dataset_dir` accepts
     them); ``list_images`` raises a clear error when the folder is missing or holds no image."""
-    from gmgan.imageio import list_images
-
     return sorted(list_images(src, recursive=True))
 
 
@@ -145,8 +146,6 @@ def _check_on_bad(on_bad: str) -> None:
 
 def _read_or_skip(path: Path, on_bad: str, skipped: list[list[str]]):
     """Decode an RGB uint8 image; on a read error either raise or record it and return None."""
-    from gmgan.imageio import ImageReadError, read_image
-
     try:
         return read_image(path)
     except ImageReadError as err:
@@ -290,8 +289,6 @@ def extract_subimages(src: str | os.PathLike, dst: str | os.PathLike | None = No
         raise ValueError(f"need crop_size >= 1, step >= 1, thresh_size >= 0; got "
                          f"{crop_size}, {step}, {thresh_size}")
     _check_on_bad(on_bad)
-    from gmgan.imageio import write_image
-
     src = Path(src)
     files = _sources(src)
     params = {"crop_size": crop_size, "step": step, "thresh_size": thresh_size}
@@ -334,8 +331,6 @@ def dihedral_augment(src: str | os.PathLike, dst: str | os.PathLike | None = Non
     a second call with the same inputs does no work.
     """
     _check_on_bad(on_bad)
-    from gmgan.imageio import write_image
-
     src = Path(src)
     files = _sources(src)
     dst = Path(dst) if dst is not None else _default_dst(src, "d8")
@@ -378,9 +373,6 @@ def make_lr(hr_dir: str | os.PathLike, *, scale: int = 4, dst: str | os.PathLike
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
     scale = int(scale)
     _check_on_bad(on_bad)
-    from gmgan.imageio import write_image
-    from gmgan.resize import imresize, modcrop
-
     src = Path(hr_dir)
     files = _sources(src)
     dst = Path(dst) if dst is not None else _default_dst(src, f"x{scale}")
@@ -443,8 +435,6 @@ def prepare_training_set(name_or_path: str | os.PathLike, *, scale: int = 4,
 
     Returns ``PreparedSet(hr_dir, lr_dir, count)`` for :class:`gmgan.data.pairs.PatchPairs`.
     """
-    from gmgan.data.download import dataset_dir
-
     src = Path(dataset_dir(name_or_path))
     if subimages is None:
         subimages = _large_images(src, crop_size)

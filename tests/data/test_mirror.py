@@ -17,15 +17,16 @@ import numpy as np
 import pytest
 
 from gmgan import online
-from gmgan.data import load_benchmark
-from gmgan.data.download import DownloadError, fetch, locate, require
-from gmgan.data.mirror import MIRROR_ENV, file_url, mirror_url, set_folder
+from gmgan.data import load_benchmark, transfer
+from gmgan.data.download import fetch, require
+from gmgan.data.layout import locate, set_folder
+from gmgan.data.mirror import MIRROR_ENV, file_url, mirror_url
 from gmgan.data.registry import (DATASETS, MANIFEST_NAME, DatasetInfo, get_info, parse_manifest,
                                  write_manifest)
+from gmgan.data.transfer import DownloadError
 from gmgan.imageio import write_image
 from gmgan.resize import imresize
 
-dl = importlib.import_module("gmgan.data.download")
 registry = importlib.import_module("gmgan.data.registry")
 
 pytestmark = pytest.mark.timeout(60)
@@ -70,7 +71,7 @@ def empty_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GMGAN_DATA", str(cache))
     monkeypatch.setenv("GMGAN_DERIVED", str(tmp_path / "derived"))
     monkeypatch.delenv("GMGAN_OFFLINE", raising=False)
-    monkeypatch.setattr(dl, "RETRY_BACKOFF_S", 0.0)
+    monkeypatch.setattr(transfer, "RETRY_BACKOFF_S", 0.0)
     registry._MATCHED.clear()
     return cache
 

@@ -89,7 +89,7 @@ def test_second_call_does_no_work(big, tmp_path, monkeypatch):
     def no_writes(*args, **kwargs):
         raise AssertionError("a cached step wrote a file")
 
-    monkeypatch.setattr("gmgan.imageio.write_image", no_writes)
+    monkeypatch.setattr("gmgan.data.prepare.write_image", no_writes)
     assert extract_subimages(src, crop_size=480, step=240, progress=False) == out
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
     assert json.loads(marker.read_text())["count"] == 8
