@@ -62,6 +62,8 @@ from typing import Any
 
 import yaml
 
+from gmgan.cache import derived_dir
+
 __all__ = ["CHOICES", "PRESETS", "TrainConfig", "apply_overrides", "get_preset"]
 
 # Fields whose value must be one of a few strings.
@@ -206,8 +208,6 @@ class TrainConfig:
         """The run folder: ``out_dir`` or ``gmgan.cache.derived_dir("runs", name)``."""
         if self.out_dir:
             return Path(self.out_dir).expanduser()
-        from gmgan.cache import derived_dir
-
         return derived_dir("runs", self.name, create=False)
 
     def phases(self) -> list[str]:
