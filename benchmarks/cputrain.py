@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from gmgan.presets import TrainConfig
+from gmgan.config import TrainConfig
 
 __all__ = ["ModeCheck", "TwoModes"]
 
@@ -97,7 +97,7 @@ class TwoModes:
             pretrain_session,
             training_patches,
         )
-        from gmgan.train_utils import GracefulStop, first_batch, phase_seed, setup
+        from gmgan.training import GracefulStop, first_batch, phase_seed, setup
 
         if phase not in ("pretrain", "gan"):
             raise ValueError(f"phase must be 'pretrain' or 'gan', got {phase!r}")

@@ -410,7 +410,7 @@ def bench_cpu_train(smoke: bool, threads: int = 2, **_) -> tuple[list[Row], dict
     from benchmarks.cputrain import two_modes
     from benchmarks.trainstep import _quiet
     from gmgan.cache import derived_dir
-    from gmgan.presets import get_preset
+    from gmgan.config import get_preset
     from gmgan.threads import torch_threads
 
     shrink = {"batch_size": 2, "patch_size": 32, "num_block": 1, "num_feat": 8, "num_grow": 8,

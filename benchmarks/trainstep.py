@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gmgan.presets import TrainConfig, get_preset
+from gmgan.config import TrainConfig, get_preset
 
 __all__ = ["GanStep", "bench_config", "trainer_step_seconds"]
 

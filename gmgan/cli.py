@@ -26,8 +26,8 @@ from typing import Any
 
 from gmgan import __version__
 from gmgan.cache import data_dir
+from gmgan.config import PRESETS, get_preset
 from gmgan.config_options import add_field_options, config_from_args, normalise_options
-from gmgan.presets import PRESETS, get_preset
 
 __all__ = ["build_parser", "main"]
 

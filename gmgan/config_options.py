@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gmgan.presets import CHOICES, PRESETS, TrainConfig, apply_overrides, get_preset
+from gmgan.config import CHOICES, PRESETS, TrainConfig, apply_overrides, get_preset
 
 __all__ = ["add_field_options", "config_from_args", "field_overrides",
            "normalise_options"]

@@ -17,10 +17,10 @@ import torch
 import yaml
 
 from gmgan.cli import build_parser, main
+from gmgan.config import CHOICES, PRESETS, TrainConfig, get_preset
 from gmgan.imageio import read_image, write_image
 from gmgan.infer import interpolate, upscale
 from gmgan.nets import RRDBNet, load_generator, save_generator
-from gmgan.presets import CHOICES, PRESETS, TrainConfig, get_preset
 
 # Small enough for a few steps per second on one CPU core (as in test_train.py).
 TINY = ["--train-set", "samples", "--num-feat", "8", "--num-block", "1", "--num-grow", "8",
@@ -297,7 +297,7 @@ def test_train_teach_tiny_and_sigint(tmp_path, capsys, monkeypatch):
         assert (run / phase / "G_ema.safetensors").is_file()
     assert load_generator(run / "gan" / "G_ema.safetensors").num_block == 1
 
-    import gmgan.train_utils as tu
+    import gmgan.training as tu
 
     real = tu.PhaseRun.finish_step
 

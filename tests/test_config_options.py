@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from gmgan.config_options import (add_field_options, config_from_args, field_overrides,
-                                  normalise_options)
-from gmgan.presets import TrainConfig, get_preset
+from gmgan.config import TrainConfig, get_preset
+from gmgan.config_options import (
+    add_field_options,
+    config_from_args,
+    field_overrides,
+    normalise_options,
+)
 
 
 def _parser() -> argparse.ArgumentParser:

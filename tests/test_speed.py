@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gmgan import speed
-from gmgan.presets import TrainConfig
+from gmgan.config import TrainConfig
 from gmgan.speed import SpeedPlan, native_bf16_cpu, plan_speed
 
 
@@ -52,7 +52,7 @@ def test_default_kernels_pick_fp32_in_a_fresh_process():
     """Under ATEN_CPU_CAPABILITY=default no CPU has native bf16: ``auto`` keeps fp32."""
     code = (
         "import torch; from gmgan.speed import native_bf16_cpu, plan_speed; "
-        "from gmgan.presets import TrainConfig; "
+        "from gmgan.config import TrainConfig; "
         "print(torch.backends.cpu.get_cpu_capability(), native_bf16_cpu(), "
         "plan_speed(TrainConfig(speed='auto'), 'cpu').amp)"
     )

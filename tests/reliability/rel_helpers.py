@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gmgan.presets import TrainConfig, apply_overrides
+from gmgan.config import TrainConfig, apply_overrides
 
 # The networks and batches of tests/test_train.py: a few steps per second on one CPU core.
 TINY = {"train_set": "samples", "num_feat": 8, "num_block": 1, "num_grow": 8, "d_num_feat": 8,

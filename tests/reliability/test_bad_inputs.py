@@ -16,7 +16,7 @@ test_model_scale_must_match; tests/test_train.py:
 test_gan_without_pretrained_generator_says_what_to_do); another architecture's keys
 (tests/test_nets.py: test_other_architecture_lists_keys, test_missing_key_strict_and_not_strict);
 negative iterations, an unknown preset, a missing data folder, a missing config file
-(tests/test_cli.py: test_train_errors; tests/test_presets.py: test_bad_values_name_the_field,
+(tests/test_cli.py: test_train_errors; tests/test_config.py: test_bad_values_name_the_field,
 test_unknown_keys_and_presets_are_listed).
 """
 from __future__ import annotations

@@ -52,7 +52,7 @@ def test_batch_that_does_not_fit_is_named_with_one_that_does(tmp_path, samples_r
     assert "A batch of 2 fits" in line and "--batch-size 2" in line
     assert seen == [16, 8, 4, 2]  # the failed step, then one probe step per halving
     assert list_checkpoints(run / "pretrain" / "checkpoints") == []
-    # probes cleaned up (the lock file stays: see gmgan.train_utils.RunFolderLock)
+    # probes cleaned up (the lock file stays: see gmgan.training.RunFolderLock)
     assert sorted(p.name for p in run.iterdir()) == [".gmgan-train.lock", "config.yaml", "pretrain"]
 
 

@@ -2,7 +2,7 @@
 list where a preset name belongs, and bad values also when ``--preset`` names the base.
 
 Covered elsewhere (not repeated): unknown keys, bad values and unknown presets without
-``--preset`` (tests/test_presets.py: test_bad_values_name_the_field,
+``--preset`` (tests/test_config.py: test_bad_values_name_the_field,
 test_unknown_keys_and_presets_are_listed); a missing config file (tests/test_cli.py:
 test_train_errors).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from gmgan.cli import main
-from gmgan.presets import TrainConfig
+from gmgan.config import TrainConfig
 
 
 def _error(capsys) -> str:

@@ -35,7 +35,7 @@ from rel_helpers import gmgan_process, tiny_cli_args, tiny_config, wait_for
 
 import gmgan.checkpoint as ckpt_mod
 import gmgan.train as train_mod
-import gmgan.train_utils as tu
+import gmgan.training as tu
 from gmgan.checkpoint import (
     CheckpointError,
     latest_checkpoint,

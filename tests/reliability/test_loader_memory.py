@@ -2,7 +2,7 @@
 
 A synthetic set of 120 HR images of 480 x 480 (the size of the paper's DIV2K sub-images; 88 MB
 decoded with their LR images) is read for two passes by two DataLoader workers, in the trainer's
-data order (:class:`gmgan.train_utils.StepSampler`, :func:`gmgan.train_utils.make_loader`). The
+data order (:class:`gmgan.training.StepSampler`, :func:`gmgan.training.make_loader`). The
 construction scan reads headers only, as for DIV2K (the set is made to count as large), so every
 image is decoded in a worker. Each worker reports its private resident memory with every patch
 (USS: ``Private_Clean + Private_Dirty`` in /proc/self/smaps_rollup, the pages no other process
@@ -27,7 +27,7 @@ import torch
 from gmgan.data import pairs
 from gmgan.data.pairs import PatchPairs
 from gmgan.imageio import write_image
-from gmgan.train_utils import StepSampler, make_loader
+from gmgan.training import StepSampler, make_loader
 
 pytestmark = [pytest.mark.timeout(300),
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps_rollup")]

@@ -21,7 +21,7 @@ import pytest
 from rel_helpers import child_env, gmgan_process, tiny_cli_args, wait_for
 
 from gmgan.checkpoint import latest_checkpoint, list_checkpoints
-from gmgan.train_utils import GracefulStop
+from gmgan.training import GracefulStop
 
 pytestmark = pytest.mark.timeout(600)
 
