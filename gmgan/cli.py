@@ -345,7 +345,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     for path in runs:
         run = load_run(path, shipped=True)
         cfg = run.config
-        updates = cfg.pretrain_iters if cfg.phase == "pretrain" else cfg.gan_iters
+        updates = sum(cfg.iters(phase) for phase in cfg.phases())
         rows.append([run.name, cfg.phase, str(cfg.seed), str(updates), f"{run.minutes:.0f}",
                      run.parent.name if run.parent else "-"])
     print(_format_table(["model", "phase", "seed", "updates", "minutes", "starts from"], rows))
