@@ -1,0 +1,102 @@
+"""gmgan.synthetic.measures: edge and texture scores, the scoring of a model, the
+intervals against scipy and against coverage on known distributions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+from gmgan import synthetic as S
+from gmgan.resize import imresize
+
+SPECTRUM = S.TextureSpectrum(peak=0.2, width=0.06, std=0.06)
+
+
+def test_edge_gms_scores_edges_not_texture():
+    task = S.SyntheticSRTask(size=32, spectrum=SPECTRUM, seed=1)
+    batch = task.batch("test", [0, 1])
+    perfect = S.edge_gms(batch.hr, batch.hr, batch.structure)
+    torch.testing.assert_close(perfect["gmsm"], torch.ones(2))
+    assert torch.all(perfect["pixels"] > 0)
+    # Blurring the edges lowers the similarity there; the texture alone barely does.
+    blurred = imresize(imresize(batch.hr, 0.25), 4.0)
+    no_texture = batch.structure + 0.0 * batch.texture
+    assert torch.all(
+        S.edge_gms(blurred, batch.hr, batch.structure)["gmsm"]
+        < S.edge_gms(no_texture, batch.hr, batch.structure)["gmsm"]
+    )
+
+
+def test_spectral_w2_is_zero_for_the_right_spectrum_and_below_exact_w2_for_wiener():
+    n = 32
+    fields = S.sample_texture(SPECTRUM, n, np.random.default_rng(5), count=400)
+    assert S.spectral_w2(fields, SPECTRUM) < 0.1 * SPECTRUM.std
+    # Zero estimate: the whole texture's std away.
+    assert S.spectral_w2(np.zeros((2, n, n)), SPECTRUM) == pytest.approx(SPECTRUM.std)
+    bounds = S.texture_bounds(SPECTRUM, n)
+    wiener = S.wiener_texture(S.downscale(fields), SPECTRUM)
+    closed = np.sqrt(
+        np.mean((np.sqrt(SPECTRUM.on_grid(n)) - np.sqrt(bounds.spectrum_mmse)) ** 2)
+    )
+    assert S.spectral_w2(torch.from_numpy(wiener), SPECTRUM) == pytest.approx(
+        closed, rel=0.05
+    )
+    assert closed < bounds.w2
+
+
+
+
+def test_score_of_hr_itself_is_perfect_and_bicubic_loses_the_texture():
+    task = S.SyntheticSRTask(size=32, spectrum=SPECTRUM, seed=2)
+    test = task.batch("test", range(4))
+    flat = S.SyntheticSRTask(size=32, spectrum=SPECTRUM, shapes=(0, 0), bars=(0, 0))
+    perfect = S.score(test.hr, test, SPECTRUM)
+    np.testing.assert_allclose(perfect.mse, 0.0)
+    np.testing.assert_allclose(perfect.hf, 1.0, rtol=1e-6)
+    np.testing.assert_allclose(perfect.edge_gmsm, 1.0, rtol=1e-6)
+    assert perfect.hf_texture_only is None and perfect.mse.shape == (4,)
+    bicubic = S.score(None, test, SPECTRUM, flat=flat.batch("test", range(2)))
+    summary = bicubic.summary()
+    assert summary["hf_median"] < 0.05 and summary["hf_texture_only_median"] < 0.05
+    assert summary["mse"] > 0.5 * SPECTRUM.std**2
+    assert bicubic.spectral_w2 > 0.5 * SPECTRUM.std > perfect.spectral_w2
+    with pytest.raises(ValueError, match="shape"):
+        S.score(test.lr, test, SPECTRUM)
+
+
+def test_score_gives_a_stochastic_generator_the_same_noise_every_time():
+    task = S.SyntheticSRTask(size=32, spectrum=SPECTRUM)
+    test = task.batch("test", range(2))
+    model = S.with_noise_head(S.small_generator(num_feat=4, num_grow=4), 4, seed=0)
+    a, b = S.score(model, test, SPECTRUM), S.score(model, test, SPECTRUM)
+    np.testing.assert_array_equal(a.mse, b.mse)
+
+
+def test_t_interval_matches_scipy():
+    values = [0.3, -0.1, 0.5, 0.2]
+    mean, low, high = S.t_interval(values)
+    ref = scipy.stats.t.interval(
+        0.95, 3, loc=np.mean(values), scale=scipy.stats.sem(values)
+    )
+    assert mean == pytest.approx(0.225)
+    assert (low, high) == pytest.approx(ref)
+    with pytest.raises(ValueError, match="at least 2"):
+        S.t_interval([1.0])
+
+
+def test_bootstrap_interval_covers_like_the_normal_interval():
+    rng = np.random.default_rng(0)
+    x = rng.normal(1.0, 2.0, 400)
+    mean, low, high = S.bootstrap_interval(x)
+    half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)
+    assert mean == pytest.approx(x.mean())
+    assert low == pytest.approx(mean - half, abs=0.03)
+    assert high == pytest.approx(mean + half, abs=0.03)
+    assert S.bootstrap_interval(x) == (mean, low, high)  # seeded
+    # (seeds, images): averaged over the seeds, resampled over the images.
+    two = np.stack([x, x + 1.0])
+    assert S.bootstrap_interval(two)[0] == pytest.approx(x.mean() + 0.5)
+    with pytest.raises(ValueError, match="finite"):
+        S.bootstrap_interval([1.0, float("nan")])
