@@ -155,6 +155,13 @@ class TrainConfig:
     progress: bool = _f(True, "show a tqdm progress bar")
     tensorboard: bool = _f(True, "write TensorBoard scalars and images to <out_dir>/<phase>/tb")
 
+    # -- added after the shipped teaching models (gmgan.experiments keeps them out of a
+    #    config key while they hold their defaults, so the old keys stay valid)
+    noise_inject: bool = _f(False, "StyleGAN noise inputs in the generator's upsampled feature maps "
+                                   "(gmgan.nets.RRDBNet); phase 2 adds them to a phase-1 model without")
+    noise_head: int = _f(0, "channels of an additive HR noise head in the generator (0: none; "
+                            "gmgan.nets.RRDBNet)")
+
     def __post_init__(self) -> None:
         self.validate()
 
@@ -175,7 +182,8 @@ class TrainConfig:
                      "log_every", "keep_last", "max_bad_steps", "pretrain_lr_halve_every",
                      "gan_lr_halve_every"):
             _check(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
-        for name in ("pretrain_iters", "gan_iters", "val_every", "ckpt_every", "num_workers", "seed"):
+        for name in ("pretrain_iters", "gan_iters", "val_every", "ckpt_every", "num_workers", "seed",
+                     "noise_head"):
             _check(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
         for name in ("pretrain_lr", "gan_lr"):
             _check(0 < getattr(self, name) < 1, name, getattr(self, name), "in (0, 1)")

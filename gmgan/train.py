@@ -47,7 +47,7 @@ import torch
 
 from gmgan.checkpoint import list_checkpoints
 from gmgan.losses import GMGANLoss, PerceptualLoss, mse_loss
-from gmgan.nets import Discriminator, RRDBNet, load_generator
+from gmgan.nets import Discriminator, RRDBNet, load_generator, with_noise
 from gmgan.presets import TrainConfig, apply_overrides
 from gmgan.speed import SpeedPlan, plan_speed
 from gmgan.train_utils import (
@@ -112,7 +112,7 @@ class TrainResult:
 def build_generator(cfg: TrainConfig) -> RRDBNet:
     """A freshly initialised RRDBNet of the configured size."""
     return RRDBNet(3, 3, num_feat=cfg.num_feat, num_block=cfg.num_block, num_grow=cfg.num_grow,
-                   scale=cfg.scale)
+                   scale=cfg.scale, noise_inject=cfg.noise_inject, noise_head=cfg.noise_head)
 
 
 def pretrained_path(cfg: TrainConfig, env: Env) -> Path:
@@ -137,6 +137,11 @@ def initial_generator(cfg: TrainConfig, env: Env) -> RRDBNet:
                 f"(e.g. ESRGAN's RRDB_PSNR_x4.pth).")
     model = load_generator(path)
     want = build_generator(cfg).config
+    if model.config != want and {k: v for k, v in model.config.items() if not k.startswith("noise")} \
+            == {k: v for k, v in want.items() if not k.startswith("noise")}:
+        # A phase-1 model without the configured noise inputs: add them, freshly seeded.
+        model = with_noise(model, noise_inject=cfg.noise_inject, noise_head=cfg.noise_head,
+                           seed=cfg.seed)
     if model.config != want:
         diff = ", ".join(f"{k}={model.config[k]} (config: {want[k]})" for k in want
                          if model.config[k] != want[k])
