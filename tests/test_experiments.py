@@ -197,6 +197,18 @@ def test_config_key_keeps_what_changes_the_result(cache):
     assert len(ex.config_hash(cfg)) == 8
 
 
+def test_noise_fields_enter_the_key_only_when_set(cache):
+    """The noise inputs (issue 19) came after the shipped models: at their defaults they are
+    not in a key (the shipped keys stay valid), set they are (another model)."""
+    cfg = tiny(phase="gan", pretrained_g="<models>/teach/psnr/G.safetensors")
+    key = ex.config_key(cfg)
+    assert "noise_inject" not in key and "noise_head" not in key
+    for field, value in (("noise_inject", True), ("noise_head", 8)):
+        other = apply_overrides(cfg, {field: value})
+        assert ex.config_key(other)[field] == value
+        assert ex.config_hash(other) != ex.config_hash(cfg)
+
+
 def test_estimate_scales_with_iterations_and_size():
     teach = get_preset("teach")
     expected = (teach.pretrain_iters * ex.CPU_SECONDS_PER_UPDATE["pretrain"]
