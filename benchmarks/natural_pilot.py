@@ -120,6 +120,39 @@ def cpu_seconds_per_update(cfg: TrainConfig, parent: Path, updates: int) -> floa
     return float(np.median(times))
 
 
+#: Phase-2 recipes whose cost ``--time-recipes`` measures: overrides of the ``teach``
+#: preset (the levers of issue 19 that change the cost of an update).
+TIMING_RECIPES: dict[str, dict] = {
+    "teach (conv2_2)": {},
+    "conv5_4": {"perceptual_layer": "conv5_4"},
+    "conv5_4 + noise_inject": {"perceptual_layer": "conv5_4", "noise_inject": True},
+    "conv5_4 + noise_head 8": {"perceptual_layer": "conv5_4", "noise_head": 8},
+    "conv5_4, 64 px patches": {"perceptual_layer": "conv5_4", "patch_size": 64},
+    "conv5_4, 96 px patches": {"perceptual_layer": "conv5_4", "patch_size": 96},
+    "conv5_4, 4 blocks x 48 features": {"perceptual_layer": "conv5_4", "num_block": 4,
+                                        "num_feat": 48, "num_grow": 24},
+}
+
+
+def time_recipes(updates: int) -> list[dict]:
+    """CPU seconds per phase-2 update of each of :data:`TIMING_RECIPES` (from a freshly
+    initialised generator of the recipe's size; the cost does not depend on the weights)."""
+    from gmgan.nets import save_generator
+    from gmgan.train import build_generator
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, overrides in TIMING_RECIPES.items():
+            cfg = get_preset("teach", **overrides)
+            torch.manual_seed(0)
+            parent = save_generator(build_generator(dataclasses.replace(
+                cfg, noise_inject=False, noise_head=0)), Path(tmp) / f"{len(rows)}.safetensors")
+            rows.append({"recipe": name, "overrides": overrides,
+                         "cpu_s_per_update": cpu_seconds_per_update(cfg, parent, updates)})
+            print(rows[-1], flush=True)
+    return rows
+
+
 def _generators(folder: Path, newest_checkpoint: bool) -> list[tuple[str, object, int | None]]:
     """``(label, path or state dict, updates)`` of the run's final generators (G_ema, G), or
     of its newest checkpoint where it has no final weights yet or ``newest_checkpoint``."""
@@ -172,8 +205,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--raw", action="store_true", help="score the raw G as well as G_ema")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--stem", default="natural_pilot")
+    parser.add_argument("--time-recipes", type=int, default=0, metavar="N",
+                        help="only time N phase-2 updates of each of TIMING_RECIPES")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.time_recipes:
+        rows = time_recipes(args.time_recipes)
+        lines = ["# CPU seconds per phase-2 update (time.process_time, one thread, median of "
+                 f"{args.time_recipes} updates after one warm-up; batch 16)", "",
+                 "| recipe | overrides of teach | CPU s/update |", "|---|---|---|"]
+        lines += [f"| {r['recipe']} | {r['overrides'] or '-'} | {r['cpu_s_per_update']:.3f} |"
+                  for r in rows]
+        (args.out / f"{args.stem}_timing.md").write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        return
 
     bsd = load_benchmark("BSD100", scale=4, limit=args.bsd_limit)
     set5 = load_benchmark("Set5", scale=4)
