@@ -190,6 +190,13 @@ def _updates(folder: Path, phase: str) -> int | None:
     return max(steps) if steps else None
 
 
+def _load_text() -> str:
+    from benchmarks.common import load_average
+
+    load = load_average()
+    return "unknown" if load is None else " / ".join(f"{x:.1f}" for x in load) + " (1/5/15 min)"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", action="append", default=[], metavar="NAME=FOLDER",
@@ -214,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = time_recipes(args.time_recipes)
         lines = ["# CPU seconds per phase-2 update (time.process_time, one thread, median of "
                  f"{args.time_recipes} updates after one warm-up; batch 16)", "",
+                 f"Load average at the end: {_load_text()}.", "",
                  "| recipe | overrides of teach | CPU s/update |", "|---|---|---|"]
         lines += [f"| {r['recipe']} | {r['overrides'] or '-'} | {r['cpu_s_per_update']:.3f} |"
                   for r in rows]
@@ -252,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         for row in rows:
             f.write(json.dumps(row) + "\n")
     lines = [f"# Natural-image pilots: BSD100 first {args.bsd_limit} images, Set5", "",
+             f"Load average at the end: {_load_text()}.", "",
              "| run | model | updates | CPU s/update | HF ratio (median) | NIQE | "
              "PSNR BSD | PSNR Set5 | colour max abs (R,G,B) | recipe |",
              "|---|---|---|---|---|---|---|---|---|---|"]

@@ -130,7 +130,8 @@ class RRDBNet(nn.Module):
             which lets the following convs shape the noise by the image content.
         noise_head: channels of an additive noise head (0: none): one map of N(0, 1) noise at
             HR resolution through 5x5 conv -> LeakyReLU -> 5x5 conv to ``out_channels``,
-            added to the output (as :func:`gmgan.synthetic_sr.with_noise_head`): a
+            its mean over the image removed (no colour shift), added to the output (as
+            :func:`gmgan.synthetic_sr.with_noise_head`, which keeps the mean): a
             stationary texture within a 9x9 reach, independent of the image.
 
     Both noise options draw from torch's global generator at every call (seed it for a
@@ -248,7 +249,10 @@ class RRDBNet(nn.Module):
             feat = self._up(feat, self.conv_up2, "noise_strength_up2")
         out = self.conv_last(self.lrelu(self.conv_hr(feat)))
         if self.noise_head is not None:
-            out = out + self.noise_head(self._noise(out))
+            texture = self.noise_head(self._noise(out))
+            # Mean-free over the image: the head's LeakyReLU makes its output's expectation a
+            # constant per channel, which would shift the colour; only the texture is kept.
+            out = out + texture - texture.mean(dim=(2, 3), keepdim=True)
         return out
 
 

@@ -532,6 +532,8 @@ def test_with_noise_starts_from_the_model_and_samples(lr_image):
     # the head's noise is per HR pixel: neighbours 9 px apart (beyond its 9x9 reach) are
     # uncorrelated, unlike a smooth offset
     assert diff.shape == clean.shape and diff.abs().mean() > 0
+    # and it adds texture only: no colour shift (mean over the image 0 in every channel)
+    assert diff.mean(dim=(2, 3)).abs().max() < 1e-6
     d = diff[0, 0]
     far = torch.corrcoef(torch.stack([d[:, :-9].flatten(), d[:, 9:].flatten()]))[0, 1]
     assert abs(float(far)) < 0.2
