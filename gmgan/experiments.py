@@ -112,8 +112,8 @@ _MECHANICS = frozenset({"name", "out_dir", "resume", "device", "num_workers", "p
                         "ckpt_every", "keep_last", "on_save_error", "max_bad_steps", "speed"})
 # Fields that only one phase reads: left out of the key of a run without that phase.
 _PRETRAIN_ONLY = frozenset({"pretrain_iters", "pretrain_lr", "pretrain_lr_halve_every", "pretrain_betas"})
-# Fields added after the shipped models were trained: in a key only where they differ from
-# these defaults, so that the keys of the runs made before them stay the same.
+# Fields added after the shipped models were trained: in a key only where they differ
+# from these defaults, so that the keys of the runs made before them stay the same.
 _KEY_ONLY_IF_SET: dict[str, Any] = {"noise_inject": False, "noise_head": 0}
 _GAN_ONLY = frozenset({"gan_iters", "gan_lr", "critic_lr", "gan_lr_halve_every", "gan_betas", "pretrained_g", "n_critic",
                        "alpha", "beta", "gamma", "delta", "lam", "perceptual_layer", "perceptual_weights", "balance_random_vgg",

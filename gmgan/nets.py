@@ -123,21 +123,22 @@ class RRDBNet(nn.Module):
         residual_scale: factor on every residual branch (0.2 in ESRGAN and in all published
             weights). Other values are for experiments (e.g. 1.0 to see why ESRGAN scales); a
             non-default value appears in :attr:`config` and in saved metadata.
-        noise_inject: StyleGAN's noise inputs (Karras et al. 2019): one map of N(0, 1) noise
-            per upsampled feature map (2x and 4x the LR size), added to it after its conv
-            with a learned strength per channel (``noise_strength_up1`` / ``_up2``, zero at
-            first, so a fresh option leaves the output unchanged) and before its LeakyReLU,
-            which lets the following convs shape the noise by the image content.
-        noise_head: channels of an additive noise head (0: none): one map of N(0, 1) noise at
-            HR resolution through 5x5 conv -> LeakyReLU -> 5x5 conv to ``out_channels``,
-            its mean over the image removed (no colour shift), added to the output (as
-            :func:`gmgan.synthetic_sr.with_noise_head`, which keeps the mean): a
-            stationary texture within a 9x9 reach, independent of the image.
+        noise_inject: StyleGAN's noise inputs (Karras et al. 2019): one map of N(0, 1)
+            noise per upsampled feature map (2x and 4x the LR size), added to it after
+            its conv with a learned strength per channel (``noise_strength_up1`` /
+            ``_up2``, zero at first, so a fresh option leaves the output unchanged) and
+            before its LeakyReLU, which lets the following convs shape the noise by the
+            image content.
+        noise_head: channels of an additive noise head (0: none): one map of N(0, 1)
+            noise at HR resolution through 5x5 conv -> LeakyReLU -> 5x5 conv to
+            ``out_channels``, its mean over the image removed (no colour shift), added
+            to the output (as :func:`gmgan.synthetic_sr.with_noise_head`, which keeps
+            the mean): a stationary texture within a 9x9 reach, whatever the image.
 
     Both noise options draw from torch's global generator at every call (seed it for a
     repeatable output) and are multiplied by the attribute :attr:`noise_scale` (1.0; 0.0
-    gives the noise-free output). They add keys to the state dict that ESRGAN's weights do
-    not have; without them the keys are exactly BasicSR's.
+    gives the noise-free output). They add keys to the state dict that ESRGAN's weights
+    do not have; without them the keys are exactly BasicSR's.
 
     Forward: float (N, in_channels, H, W), nominally [0, 1] -> (N, out_channels, scale*H, scale*W),
     not clamped. Works with ``channels_last`` memory format and autocast.
@@ -191,8 +192,10 @@ class RRDBNet(nn.Module):
         self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.conv_last = nn.Conv2d(num_feat, out_channels, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(LRELU_SLOPE, inplace=True)
-        if not isinstance(noise_head, int) or isinstance(noise_head, bool) or noise_head < 0:
-            raise ValueError(f"RRDBNet: noise_head must be an int >= 0, got {noise_head!r}")
+        if (not isinstance(noise_head, int) or isinstance(noise_head, bool)
+                or noise_head < 0):
+            raise ValueError(
+                f"RRDBNet: noise_head must be an int >= 0, got {noise_head!r}")
         self.noise_inject, self.noise_scale = bool(noise_inject), 1.0
         if self.noise_inject:
             self.noise_strength_up1 = nn.Parameter(torch.zeros(num_feat))
@@ -223,7 +226,7 @@ class RRDBNet(nn.Module):
         return config
 
     def _noise(self, like: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W) of N(0, 1) x noise_scale, for a feature map ``like`` (N, C, H, W)."""
+        """(N, 1, H, W) of N(0, 1) x noise_scale, for ``like`` (N, C, H, W)."""
         n, _, h, w = like.shape
         noise = torch.randn(n, 1, h, w, dtype=like.dtype, device=like.device)
         return noise * self.noise_scale
@@ -250,16 +253,17 @@ class RRDBNet(nn.Module):
         out = self.conv_last(self.lrelu(self.conv_hr(feat)))
         if self.noise_head is not None:
             texture = self.noise_head(self._noise(out))
-            # Mean-free over the image: the head's LeakyReLU makes its output's expectation a
-            # constant per channel, which would shift the colour; only the texture is kept.
+            # Mean-free over the image: through its LeakyReLU the head's output has a
+            # constant expectation per channel, a colour shift; keep the texture only.
             out = out + texture - texture.mean(dim=(2, 3), keepdim=True)
         return out
 
 
 def _noise_head(channels: int, out_channels: int) -> nn.Sequential:
-    """5x5 conv (1 -> channels), LeakyReLU, 5x5 conv (-> out_channels); the last conv at 0.1x
-    PyTorch's initialisation and no bias, so a fresh head adds little noise and no offset."""
-    head = nn.Sequential(nn.Conv2d(1, channels, 5, padding=2), nn.LeakyReLU(LRELU_SLOPE),
+    """5x5 conv (1 -> channels), LeakyReLU, 5x5 conv (-> out_channels); the last conv
+    at 0.1x PyTorch's initialisation, without bias: a fresh head adds little noise."""
+    head = nn.Sequential(nn.Conv2d(1, channels, 5, padding=2),
+                         nn.LeakyReLU(LRELU_SLOPE),
                          nn.Conv2d(channels, out_channels, 5, padding=2, bias=False))
     with torch.no_grad():
         head[-1].weight.mul_(0.1)
@@ -268,8 +272,8 @@ def _noise_head(channels: int, out_channels: int) -> nn.Sequential:
 
 def with_noise(model: RRDBNet, *, noise_inject: bool = False, noise_head: int = 0,
                seed: int = 0) -> RRDBNet:
-    """A copy of ``model`` with the noise options added (fresh, seeded noise weights; the
-    other weights copied): how a GAN with noise starts from a PSNR model trained without.
+    """A copy of ``model`` with the noise options added (fresh, seeded noise weights;
+    the others copied): how a GAN with noise starts from a PSNR model trained without.
     Options the model already has keep their weights. The copy's output equals the
     model's at first for ``noise_inject`` (zero strengths) and is close to it for
     ``noise_head`` (a small last conv)."""

@@ -112,7 +112,8 @@ class TrainResult:
 def build_generator(cfg: TrainConfig) -> RRDBNet:
     """A freshly initialised RRDBNet of the configured size."""
     return RRDBNet(3, 3, num_feat=cfg.num_feat, num_block=cfg.num_block, num_grow=cfg.num_grow,
-                   scale=cfg.scale, noise_inject=cfg.noise_inject, noise_head=cfg.noise_head)
+                   scale=cfg.scale, noise_inject=cfg.noise_inject,
+                   noise_head=cfg.noise_head)
 
 
 def pretrained_path(cfg: TrainConfig, env: Env) -> Path:
@@ -137,11 +138,13 @@ def initial_generator(cfg: TrainConfig, env: Env) -> RRDBNet:
                 f"(e.g. ESRGAN's RRDB_PSNR_x4.pth).")
     model = load_generator(path)
     want = build_generator(cfg).config
-    if model.config != want and {k: v for k, v in model.config.items() if not k.startswith("noise")} \
-            == {k: v for k, v in want.items() if not k.startswith("noise")}:
+    def without_noise(config: dict) -> dict:
+        return {k: v for k, v in config.items() if not k.startswith("noise")}
+
+    if model.config != want and without_noise(model.config) == without_noise(want):
         # A phase-1 model without the configured noise inputs: add them, freshly seeded.
-        model = with_noise(model, noise_inject=cfg.noise_inject, noise_head=cfg.noise_head,
-                           seed=cfg.seed)
+        model = with_noise(model, noise_inject=cfg.noise_inject,
+                           noise_head=cfg.noise_head, seed=cfg.seed)
     if model.config != want:
         diff = ", ".join(f"{k}={model.config[k]} (config: {want[k]})" for k in want
                          if model.config[k] != want[k])

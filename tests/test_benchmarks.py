@@ -153,7 +153,8 @@ def test_natural_pilot_recipe_and_checkpoint_generators(tmp_path):
     from gmgan.nets import RRDBNet
     from gmgan.presets import get_preset
 
-    cfg = get_preset("teach", phase="gan", delta=0.02, noise_head=8, name="x", val_every=7)
+    cfg = get_preset("teach", phase="gan", delta=0.02, noise_head=8, name="x",
+                     val_every=7)
     assert npilot.recipe(cfg) == {"phase": "gan", "delta": 0.02, "noise_head": 8}
     torch.manual_seed(0)
     g = RRDBNet(num_feat=8, num_block=1, num_grow=4, noise_inject=True)

@@ -198,8 +198,8 @@ def test_config_key_keeps_what_changes_the_result(cache):
 
 
 def test_noise_fields_enter_the_key_only_when_set(cache):
-    """The noise inputs (issue 19) came after the shipped models: at their defaults they are
-    not in a key (the shipped keys stay valid), set they are (another model)."""
+    """The noise inputs (issue 19) came after the shipped models: at their defaults they
+    are not in a key (the shipped keys stay valid), set they are (another model)."""
     cfg = tiny(phase="gan", pretrained_g="<models>/teach/psnr/G.safetensors")
     key = ex.config_key(cfg)
     assert "noise_inject" not in key and "noise_head" not in key

@@ -585,16 +585,16 @@ def test_on_the_fly_augmentation_is_a_config_field(tmp_path, monkeypatch, augmen
 
 
 @pytest.mark.parametrize("noise", [{"noise_inject": True}, {"noise_head": 4}])
-def test_gan_with_noise_starts_from_a_plain_phase1_model_and_resumes_exactly(tmp_path, noise,
-                                                                             monkeypatch):
-    """Phase 2 with a noise input (issue 19) from a phase-1 generator without one: the noise
-    weights are added, trained (they move) and saved; a run stopped after its checkpoint and
-    resumed ends with the same weights as one uninterrupted run (the noise is drawn from
-    the per-step seed)."""
+def test_gan_with_noise_starts_from_a_plain_phase1_model_and_resumes_exactly(
+        tmp_path, noise, monkeypatch):
+    """Phase 2 with a noise input (issue 19) from a phase-1 generator without one: the
+    noise weights are added, trained (they move) and saved; a run stopped after its
+    checkpoint and resumed ends with the same weights as one uninterrupted run (the
+    noise is drawn from the per-step seed)."""
     parent = train(tiny(tmp_path, name="parent", phase="pretrain", pretrain_iters=2))
     plain = parent.weights["pretrain"]["G_ema"]
-    straight = train(tiny(tmp_path, name="straight", phase="gan", pretrained_g=str(plain),
-                          perceptual_weights="none", **noise))
+    straight = train(tiny(tmp_path, name="straight", phase="gan",
+                          pretrained_g=str(plain), perceptual_weights="none", **noise))
     model = load_generator(straight.weights["gan"]["G"])
     assert model.config == {**load_generator(plain).config, **noise}
     final = _weights(straight.weights["gan"]["G"])
@@ -608,7 +608,7 @@ def test_gan_with_noise_starts_from_a_plain_phase1_model_and_resumes_exactly(tmp
 
     def finish_step(self, step, terms):
         if step == 3:
-            os.kill(os.getpid(), signal.SIGINT)  # train(): finish the step, save, return
+            os.kill(os.getpid(), signal.SIGINT)  # train(): finish the step, save, stop
         return real_finish_step(self, step, terms)
 
     monkeypatch.setattr(tu.PhaseRun, "finish_step", finish_step)
