@@ -162,6 +162,14 @@ class TrainConfig:
     progress: bool = _f(True, "show a tqdm progress bar")
     tensorboard: bool = _f(True, "write TensorBoard scalars and images to <out_dir>/<phase>/tb")
 
+    # -- added after the shipped teaching models (gmgan.runs keeps them out of a config
+    #    key while they hold their defaults, so the old keys stay valid)
+    noise_inject: bool = _f(False, "StyleGAN noise inputs in the generator's upsampled "
+                                   "feature maps (gmgan.nets.RRDBNet); phase 2 adds "
+                                   "them to a phase-1 model without")
+    noise_head: int = _f(0, "channels of an additive HR noise head in the generator "
+                            "(0: none; gmgan.nets.RRDBNet)")
+
     def __post_init__(self) -> None:
         self.validate()
 
@@ -194,6 +202,7 @@ class TrainConfig:
             betas = getattr(self, name)
             _check(len(betas) == 2 and all(0 <= b < 1 for b in betas), name, betas,
                    "two numbers in [0, 1)")
+        _check(self.noise_head >= 0, "noise_head", self.noise_head, ">= 0")
         _check(0 <= self.ema_decay < 1, "ema_decay", self.ema_decay, "in [0, 1)")
         _check(self.val_limit is None or self.val_limit >= 1, "val_limit", self.val_limit,
                "None (all images) or >= 1")

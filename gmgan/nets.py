@@ -124,6 +124,22 @@ class RRDBNet(nn.Module):
         residual_scale: factor on every residual branch (0.2 in ESRGAN and in all published
             weights). Other values are for experiments (e.g. 1.0 to see why ESRGAN scales); a
             non-default value appears in :attr:`config` and in saved metadata.
+        noise_inject: StyleGAN's noise inputs (Karras et al. 2019): one map of N(0, 1)
+            noise per upsampled feature map (2x and 4x the LR size), added to it after
+            its conv with a learned strength per channel (``noise_strength_up1`` /
+            ``_up2``, zero at first, so a fresh option leaves the output unchanged) and
+            before its LeakyReLU, which lets the following convs shape the noise by the
+            image content.
+        noise_head: channels of an additive noise head (0: none): one map of N(0, 1)
+            noise at HR resolution through 5x5 conv -> LeakyReLU -> 5x5 conv to
+            ``out_channels``, its mean over the image removed (no colour shift), added
+            to the output (as :func:`gmgan.synthetic_sr.with_noise_head`, which keeps
+            the mean): a stationary texture within a 9x9 reach, whatever the image.
+
+    Both noise options draw from torch's global generator at every call (seed it for a
+    repeatable output) and are multiplied by the attribute :attr:`noise_scale` (1.0; 0.0
+    gives the noise-free output). They add keys to the state dict that ESRGAN's weights
+    do not have; without them the keys are exactly BasicSR's.
 
     Forward: float (N, in_channels, H, W), nominally [0, 1] -> (N, out_channels, scale*H, scale*W),
     not clamped. Works with ``channels_last`` memory format and autocast.
@@ -139,6 +155,8 @@ class RRDBNet(nn.Module):
         num_grow: int = 32,
         scale: int = 4,
         residual_scale: float = RESIDUAL_SCALE,
+        noise_inject: bool = False,
+        noise_head: int = 0,
     ) -> None:
         super().__init__()
         if scale not in SUPPORTED_SCALES:
@@ -175,6 +193,16 @@ class RRDBNet(nn.Module):
         self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.conv_last = nn.Conv2d(num_feat, out_channels, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(LRELU_SLOPE, inplace=True)
+        if (not isinstance(noise_head, int) or isinstance(noise_head, bool)
+                or noise_head < 0):
+            raise ValueError(
+                f"RRDBNet: noise_head must be an int >= 0, got {noise_head!r}")
+        self.noise_inject, self.noise_scale = bool(noise_inject), 1.0
+        if self.noise_inject:
+            self.noise_strength_up1 = nn.Parameter(torch.zeros(num_feat))
+            if scale == 4:
+                self.noise_strength_up2 = nn.Parameter(torch.zeros(num_feat))
+        self.noise_head = _noise_head(noise_head, out_channels) if noise_head else None
 
     @property
     def config(self) -> dict[str, int | float]:
@@ -192,7 +220,24 @@ class RRDBNet(nn.Module):
         }
         if self.residual_scale != RESIDUAL_SCALE:
             config["residual_scale"] = self.residual_scale
+        if self.noise_inject:
+            config["noise_inject"] = True
+        if self.noise_head is not None:
+            config["noise_head"] = self.noise_head[0].out_channels
         return config
+
+    def _noise(self, like: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) of N(0, 1) x noise_scale, for ``like`` (N, C, H, W)."""
+        n, _, h, w = like.shape
+        noise = torch.randn(n, 1, h, w, dtype=like.dtype, device=like.device)
+        return noise * self.noise_scale
+
+    def _up(self, feat: torch.Tensor, conv: nn.Conv2d, strength: str) -> torch.Tensor:
+        feat = conv(F.interpolate(feat, scale_factor=2, mode="nearest"))
+        if self.noise_inject:  # after the conv, before the activation (StyleGAN)
+            weight = getattr(self, strength).view(1, -1, 1, 1).to(feat.dtype)
+            feat = feat + weight * self._noise(feat)
+        return self.lrelu(feat)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
@@ -203,10 +248,48 @@ class RRDBNet(nn.Module):
         feat = self.conv_first(x)
         feat = feat + self.conv_body(self.body(feat))  # long skip around the whole trunk
         # Upsample with nearest neighbour + conv rather than transposed convs: no checkerboard.
-        feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        feat = self._up(feat, self.conv_up1, "noise_strength_up1")
         if self.scale == 4:
-            feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
-        return self.conv_last(self.lrelu(self.conv_hr(feat)))
+            feat = self._up(feat, self.conv_up2, "noise_strength_up2")
+        out = self.conv_last(self.lrelu(self.conv_hr(feat)))
+        if self.noise_head is not None:
+            texture = self.noise_head(self._noise(out))
+            # Mean-free over the image: through its LeakyReLU the head's output has a
+            # constant expectation per channel, a colour shift; keep the texture only.
+            out = out + texture - texture.mean(dim=(2, 3), keepdim=True)
+        return out
+
+
+def _noise_head(channels: int, out_channels: int) -> nn.Sequential:
+    """5x5 conv (1 -> channels), LeakyReLU, 5x5 conv (-> out_channels); the last conv
+    at 0.1x PyTorch's initialisation, without bias: a fresh head adds little noise."""
+    head = nn.Sequential(nn.Conv2d(1, channels, 5, padding=2),
+                         nn.LeakyReLU(LRELU_SLOPE),
+                         nn.Conv2d(channels, out_channels, 5, padding=2, bias=False))
+    with torch.no_grad():
+        head[-1].weight.mul_(0.1)
+    return head
+
+
+def with_noise(model: RRDBNet, *, noise_inject: bool = False, noise_head: int = 0,
+               seed: int = 0) -> RRDBNet:
+    """A copy of ``model`` with the noise options added (fresh, seeded noise weights;
+    the others copied): how a GAN with noise starts from a PSNR model trained without.
+    Options the model already has keep their weights. The copy's output equals the
+    model's at first for ``noise_inject`` (zero strengths) and is close to it for
+    ``noise_head`` (a small last conv)."""
+    config = dict(model.config)
+    config["noise_inject"] = bool(noise_inject) or model.noise_inject
+    if noise_head or model.noise_head is not None:
+        config["noise_head"] = noise_head or model.noise_head[0].out_channels
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        out = RRDBNet(**config)
+    missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("noise_") for k in missing):
+        raise ValueError(f"with_noise: keys do not match: {missing} {unexpected}")
+    out.noise_scale = model.noise_scale
+    return out.to(next(model.parameters()).device)
 
 
 def count_parameters(module: nn.Module) -> dict[str, int]:
@@ -479,6 +562,10 @@ def _infer_config(sd: Mapping[str, Any], default_scale: int) -> dict[str, int]:
         config["scale"] = 4
     elif "conv_up1.weight" in sd:
         config["scale"] = 2
+    if "noise_strength_up1" in sd:
+        config["noise_inject"] = True
+    if (s := shape("noise_head.0.weight")) and len(s) == 4:
+        config["noise_head"] = s[0]
     return config
 
 

@@ -67,6 +67,9 @@ _MECHANICS = frozenset({"name", "out_dir", "resume", "device", "num_workers", "p
                         "ckpt_every", "keep_last", "on_save_error", "max_bad_steps", "speed"})
 # Fields that only one phase reads: left out of the key of a run without that phase.
 _PRETRAIN_ONLY = frozenset({"pretrain_iters", "pretrain_lr", "pretrain_lr_halve_every", "pretrain_betas"})
+# Fields added after the shipped models were trained: in a key only where they differ
+# from these defaults, so that the keys of the runs made before them stay the same.
+_KEY_ONLY_IF_SET: dict[str, Any] = {"noise_inject": False, "noise_head": 0}
 _GAN_ONLY = frozenset({"gan_iters", "gan_lr", "critic_lr", "gan_lr_halve_every", "gan_betas", "pretrained_g", "n_critic",
                        "alpha", "beta", "gamma", "delta", "lam", "perceptual_layer", "perceptual_weights", "balance_random_vgg",
                        "d_num_feat", "d_norm"})
@@ -118,7 +121,8 @@ def config_key(cfg: TrainConfig) -> dict[str, Any]:
         skip |= _PRETRAIN_ONLY
     if "gan" not in phases:
         skip |= _GAN_ONLY
-    key = {k: v for k, v in cfg.to_dict().items() if k not in skip}
+    key = {k: v for k, v in cfg.to_dict().items() if k not in skip
+           and not (k in _KEY_ONLY_IF_SET and v == _KEY_ONLY_IF_SET[k])}
     for name in ("pretrained_g", "train_set"):
         if name in key:
             key[name] = _portable_path(key[name])

@@ -52,7 +52,7 @@ from gmgan.checkpoint import list_checkpoints
 from gmgan.config import TrainConfig, apply_overrides
 from gmgan.data import PatchPairs, prepare_training_set, resolve_image_source
 from gmgan.losses import GMGANLoss, PerceptualLoss, QualityLoss, mse_loss
-from gmgan.nets import Discriminator, RRDBNet, load_generator
+from gmgan.nets import Discriminator, RRDBNet, load_generator, with_noise
 from gmgan.pretrained import require_perceptual_weights
 from gmgan.speed import SpeedPlan, plan_speed
 from gmgan.training import (
@@ -119,7 +119,8 @@ class TrainResult:
 def build_generator(cfg: TrainConfig) -> RRDBNet:
     """A freshly initialised RRDBNet of the configured size."""
     return RRDBNet(3, 3, num_feat=cfg.num_feat, num_block=cfg.num_block, num_grow=cfg.num_grow,
-                   scale=cfg.scale)
+                   scale=cfg.scale, noise_inject=cfg.noise_inject,
+                   noise_head=cfg.noise_head)
 
 
 def pretrained_path(cfg: TrainConfig, env: Env) -> Path:
@@ -144,6 +145,13 @@ def initial_generator(cfg: TrainConfig, env: Env) -> RRDBNet:
                 f"(e.g. ESRGAN's RRDB_PSNR_x4.pth).")
     model = load_generator(path)
     want = build_generator(cfg).config
+    def without_noise(config: dict) -> dict:
+        return {k: v for k, v in config.items() if not k.startswith("noise")}
+
+    if model.config != want and without_noise(model.config) == without_noise(want):
+        # A phase-1 model without the configured noise inputs: add them, freshly seeded.
+        model = with_noise(model, noise_inject=cfg.noise_inject,
+                           noise_head=cfg.noise_head, seed=cfg.seed)
     if model.config != want:
         diff = ", ".join(f"{k}={model.config[k]} (config: {want[k]})" for k in want
                          if model.config[k] != want[k])

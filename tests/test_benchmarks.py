@@ -141,3 +141,28 @@ def test_interleaved_timing_and_json_safety(tmp_path):
     assert payload["rows"][0]["ratio"] == 2.0 and payload["rows"][0]["ok"] is True
     assert payload["rows"][1]["ours_ms"] is None and payload["rows"][1]["ratio"] is None
     assert "2.00x" in md.read_text()
+
+
+def test_natural_pilot_recipe_and_checkpoint_generators(tmp_path):
+    """benchmarks.natural_pilot names a run by what it changed in the teach preset, and
+    scores a run's newest checkpoint (its G_ema) where it has no final weights yet."""
+    import torch
+
+    from benchmarks import natural_pilot as npilot
+    from gmgan.checkpoint import save_checkpoint
+    from gmgan.nets import RRDBNet
+    from gmgan.presets import get_preset
+
+    cfg = get_preset("teach", phase="gan", delta=0.02, noise_head=8, name="x",
+                     val_every=7)
+    assert npilot.recipe(cfg) == {"phase": "gan", "delta": 0.02, "noise_head": 8}
+    torch.manual_seed(0)
+    g = RRDBNet(num_feat=8, num_block=1, num_grow=4, noise_inject=True)
+    zeros = {k: v * 0 for k, v in g.state_dict().items()}
+    save_checkpoint(tmp_path / "gan" / "checkpoints", 200,
+                    models={"G": g, "G_ema": zeros, "D": {"w": torch.zeros(1)}})
+    found = npilot._generators(tmp_path, newest_checkpoint=False)
+    assert [(label, step) for label, _, step in found] == [("gan/G_ema@200", 200),
+                                                            ("gan/G@200", 200)]
+    assert set(found[0][1]) == set(g.state_dict())
+    assert all(float(v.abs().sum()) == 0 for v in found[0][1].values())

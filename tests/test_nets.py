@@ -549,3 +549,80 @@ def test_save_generator_disk_full_names_the_file_and_leaves_nothing(tmp_path):
     assert out.stdout.startswith("OSError 27"), out.stdout  # EFBIG: File too large
     assert f"could not write {target}" in out.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------
+# Noise inputs (issue 19: a generator that can sample texture)
+# ------------------------------------------------------------------------------------
+
+
+def _small(**kwargs) -> RRDBNet:
+    torch.manual_seed(0)
+    return RRDBNet(num_feat=8, num_block=1, num_grow=4, **kwargs).eval()
+
+
+def test_noise_options_add_only_their_keys():
+    plain = set(_small().state_dict())
+    assert set(_small(noise_inject=True).state_dict()) - plain == {
+        "noise_strength_up1", "noise_strength_up2"}
+    assert set(_small(noise_head=4).state_dict()) - plain == {
+        "noise_head.0.weight", "noise_head.0.bias", "noise_head.2.weight"}
+    assert set(_small(noise_inject=True, scale=2).state_dict()) - set(
+        _small(scale=2).state_dict()) == {"noise_strength_up1"}
+    with pytest.raises(ValueError, match="noise_head"):
+        RRDBNet(num_feat=8, num_block=1, noise_head=-1)
+
+
+def test_with_noise_starts_from_the_model_and_samples(lr_image):
+    from gmgan.nets import with_noise
+
+    plain = _small()
+    x = lr_image[:, :, :12, :12]
+    with torch.no_grad():
+        clean = plain(x)
+        inject = with_noise(plain, noise_inject=True, seed=1)
+        torch.manual_seed(5)
+        assert torch.equal(inject(x), clean)  # zero strengths: the PSNR model exactly
+        inject.noise_strength_up2.data.fill_(1.0)
+        torch.manual_seed(5)
+        a = inject(x)
+        b = inject(x)  # another draw
+        torch.manual_seed(5)
+        assert torch.equal(inject(x), a)  # a seeded draw repeats
+        assert (a - b).abs().mean() > 1e-3 and (a - clean).abs().mean() > 1e-3
+        inject.noise_scale = 0.0
+        assert torch.equal(inject(x), clean)  # noise_scale 0: the noise-free output
+        head = with_noise(plain, noise_head=4, seed=1)
+        torch.manual_seed(5)
+        diff = head(x) - clean
+    # the head's noise is per HR pixel: neighbours 9 px apart (beyond its 9x9 reach) are
+    # uncorrelated, unlike a smooth offset
+    assert diff.shape == clean.shape and diff.abs().mean() > 0
+    # and it adds texture only: no colour shift (mean over the image 0 in every channel)
+    assert diff.mean(dim=(2, 3)).abs().max() < 1e-6
+    d = diff[0, 0]
+    far = torch.corrcoef(torch.stack([d[:, :-9].flatten(), d[:, 9:].flatten()]))[0, 1]
+    assert abs(float(far)) < 0.2
+    with pytest.raises(TypeError):
+        with_noise(plain, noise_head=4, seed=1, extra=1)
+
+
+def test_noise_options_round_trip(tmp_path, lr_image):
+    from gmgan.nets import with_noise
+
+    model = with_noise(_small(), noise_inject=True, noise_head=3, seed=2)
+    model.noise_strength_up1.data.fill_(0.3)
+    path = save_generator(model, tmp_path / "g.safetensors")
+    loaded = load_generator(path)
+    assert loaded.config == model.config == {
+        **_small().config, "noise_inject": True, "noise_head": 3}
+    x = lr_image[:, :, :8, :8]
+    with torch.no_grad():
+        torch.manual_seed(3)
+        want = model(x)
+        torch.manual_seed(3)
+        assert torch.equal(loaded(x), want)
+    # a checkpoint that lacks one of its noise strengths is refused, naming it
+    with pytest.raises(CheckpointError, match="noise_strength_up2"):
+        load_generator({k: v for k, v in model.state_dict().items()
+                        if k != "noise_strength_up2"})

@@ -127,3 +127,15 @@ def test_the_trainer_start_up_line_is_quiet_only_inside_ensure_run(cache, capsys
     runs.ensure_run("tiny", tiny(phase="pretrain", pretrain_iters=1), preset="unit")
     assert "training pretrain in" not in capsys.readouterr().err
     assert setup_log.level == before
+
+
+def test_noise_fields_enter_the_key_only_when_set(cache):
+    """The noise inputs (issue 19) came after the shipped models: at their defaults they
+    are not in a key (the shipped keys stay valid), set they are (another model)."""
+    cfg = tiny(phase="gan", pretrained_g="<models>/teach/psnr/G.safetensors")
+    key = runs.config_key(cfg)
+    assert "noise_inject" not in key and "noise_head" not in key
+    for field, value in (("noise_inject", True), ("noise_head", 8)):
+        other = apply_overrides(cfg, {field: value})
+        assert runs.config_key(other)[field] == value
+        assert runs.config_hash(other) != runs.config_hash(cfg)

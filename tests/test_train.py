@@ -541,3 +541,38 @@ def test_on_the_fly_augmentation_is_a_config_field(tmp_path, monkeypatch, augmen
     from gmgan.config import get_preset
 
     assert get_preset("paper").augment is False  # the paper's x8 set is its augmentation
+
+
+@pytest.mark.parametrize("noise", [{"noise_inject": True}, {"noise_head": 4}])
+def test_gan_with_noise_starts_from_a_plain_phase1_model_and_resumes_exactly(
+        tmp_path, noise, monkeypatch):
+    """Phase 2 with a noise input (issue 19) from a phase-1 generator without one: the
+    noise weights are added, trained (they move) and saved; a run stopped after its
+    checkpoint and resumed ends with the same weights as one uninterrupted run (the
+    noise is drawn from the per-step seed)."""
+    parent = train(tiny(tmp_path, name="parent", phase="pretrain", pretrain_iters=2))
+    plain = parent.weights["pretrain"]["G_ema"]
+    straight = train(tiny(tmp_path, name="straight", phase="gan",
+                          pretrained_g=str(plain), perceptual_weights="none", **noise))
+    model = load_generator(straight.weights["gan"]["G"])
+    assert model.config == {**load_generator(plain).config, **noise}
+    final = _weights(straight.weights["gan"]["G"])
+    if "noise_inject" in noise:
+        assert final["noise_strength_up2"].abs().max() > 0  # learnt from zero
+    else:
+        assert "noise_head.0.weight" in final
+    cfg = tiny(tmp_path, name="resumed", phase="gan", pretrained_g=str(plain),
+               perceptual_weights="none", **noise)
+    real_finish_step = tu.PhaseRun.finish_step
+
+    def finish_step(self, step, terms):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # train(): finish the step, save, stop
+        return real_finish_step(self, step, terms)
+
+    monkeypatch.setattr(tu.PhaseRun, "finish_step", finish_step)
+    assert train(cfg).interrupted
+    monkeypatch.setattr(tu.PhaseRun, "finish_step", real_finish_step)
+    resumed = train(apply_overrides(cfg, {"resume": True}))
+    again = _weights(resumed.weights["gan"]["G"])
+    assert all(torch.equal(again[k], final[k]) for k in final)
