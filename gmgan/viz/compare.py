@@ -174,7 +174,9 @@ class BeforeAfter:
             "renderings": dict(_RENDERINGS),
         }
         first = payload["images"][0]
-        note = (f"whole image, {self.crop_border}-pixel border excluded"
+        # the scores of each picture as a whole (the views may be crops), not of the zoomed view
+        note = ("each picture as a whole"
+                + (f", {self.crop_border}-pixel border excluded" if self.crop_border else "")
                 + (", on the Y channel" if self.y_channel else ", on RGB"))
         data = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
 
