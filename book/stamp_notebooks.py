@@ -13,9 +13,10 @@ checks whether gmgan and the modules of the pip extras the notebook declares are
 only when one is missing runs ``pip install -q "gmgan[<extras>] @ git+<url>@<branch>"``. The extras
 come from the notebook's metadata, e.g. ``"gmgan": {"install_extras": ["viz", "eval"]}`` (default:
 ``["viz"]``, the plotting and widget libraries every notebook uses); tests/test_book.py checks that
-they cover every library the notebook imports. The cell has the id and tag ``install``, the tag
-``remove-cell`` (the book does not show it; Jupyter and Colab run it) and no outputs (it prints
-nothing where everything is installed, which keeps nbval's comparison stable).
+they cover every library the notebook imports. The cell has the id and tag ``install``,
+the tag ``remove-cell`` (the book does not show it; Jupyter and Colab run it) and no
+outputs (it prints nothing where everything is installed, which keeps nbval's comparison
+stable).
 """
 from __future__ import annotations
 
@@ -47,8 +48,8 @@ if any(importlib.util.find_spec(m) is None for m in needed):
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", package])
     importlib.invalidate_caches()'''
 
-#: Tags of the install cell: its id, and ``remove-cell`` so that the book does not show it (a
-#: reader of the book has nothing to install; in Jupyter and Colab it runs as the first cell).
+#: Tags of the install cell: its id, and ``remove-cell`` so that the book does not show
+#: it (a reader of the book has nothing to install; Jupyter and Colab run it first).
 CELL_TAGS = [CELL_ID, "remove-cell"]
 
 

@@ -14,8 +14,8 @@ in Debian's Chromium through Playwright, and check what a reader would see:
 - readable contrast (WCAG >= 4.5:1) of the slider controls, captions, text and outputs, in the light
   and the dark theme.
 
-- display equations that fit beside their number, and figures, tables and equations numbered per
-  chapter ("Fig. 3.2") on the notebook pages.
+- display equations that fit beside their number, and figures, tables and equations
+  numbered per chapter ("Fig. 3.2") on the notebook pages.
 """
 from __future__ import annotations
 
@@ -74,14 +74,14 @@ MAX_COLUMNS = 88
 
 
 def _visible(cell) -> bool:
-    """Whether the book shows a code cell's source (folded cells, ``hide-input``, count as shown)."""
+    """Whether the book shows a code cell's source (folded, ``hide-input``, counts as shown)."""
     return not HIDDEN & set(cell.metadata.get("tags", []))
 
 
-# Cell nb06-live (notebook 06, section 2) is rewritten with the trainer's new logging (issue 23);
-# until then it keeps its long lines and its checks.
+# Cell nb06-live (notebook 06, section 2) is rewritten with the trainer's new logging
+# (issue 23); until then it keeps its long lines and its checks.
 _LIVE_CELL = pytest.param("06_training", marks=pytest.mark.xfail(
-    strict=True, reason="cell nb06-live waits for the trainer's logging change (issue 23)"))
+    strict=True, reason="cell nb06-live waits for the trainer's new logging (issue 23)"))
 
 
 def _notebook_params() -> list:
@@ -208,22 +208,22 @@ def test_notebook_conventions(path):
             assert out.output_type != "error", f"{path.name}: stored output holds an error"
             assert not (out.output_type == "stream" and out.name == "stderr"), f"{path.name}: stderr output"
         if "nbval-ignore-output" in c.metadata.get("tags", []):
-            # nbval does not compare this cell's text, so the cell, or the hidden check cell right
-            # after it, must check its numbers
+            # nbval does not compare this cell's text, so the cell, or the hidden check
+            # cell right after it, must check its numbers
             after = code[code.index(c) + 1] if c is not code[-1] else None
-            checked = [c] + ([after] if after is not None and not _visible(after) else [])
+            checked = [c] + ([after] if after and not _visible(after) else [])
             assert any(re.search(r"^\s*assert ", k.source, re.M) for k in checked), \
-                f"{path.name}: cell {c.get('id')} ignores its output but asserts nothing"
+                f"{path.name}: cell {c.get('id')} ignores its output, asserts nothing"
 
 
 @pytest.mark.parametrize("path", _notebook_params())
 def test_code_lines_are_at_most_88_columns(path):
-    """Every line of every code cell has at most 88 characters (the book's code column, and
-    black's default), so that no cell scrolls sideways."""
+    """Every line of every code cell has at most 88 characters (the book's code column,
+    and black's default), so that no cell scrolls sideways."""
     nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
-    long = [(c.get("id"), len(line)) for c in _code(nb) for line in c.source.splitlines()
-            if len(line) > MAX_COLUMNS]
-    assert not long, f"{path}: {len(long)} code lines over {MAX_COLUMNS} columns: {long[:8]}"
+    long = [(c.get("id"), len(line)) for c in _code(nb)
+            for line in c.source.splitlines() if len(line) > MAX_COLUMNS]
+    assert not long, f"{path}: {len(long)} lines over {MAX_COLUMNS} columns: {long[:8]}"
 
 
 @pytest.mark.parametrize("path", _notebook_params())
@@ -235,7 +235,8 @@ def test_no_visible_cell_asserts(path):
              and re.search(r"^\s*assert\b", c.source, re.M)]
     assert not shown, f"{path}: visible cells with assert: {shown}"
     test_words = re.compile(r"\bnbval\b|AVX|ATEN_CPU", re.I)
-    talk = [c.get("id") for c in _code(nb) if _visible(c) and test_words.search(c.source)]
+    talk = [c.get("id") for c in _code(nb)
+            if _visible(c) and test_words.search(c.source)]
     assert not talk, f"{path}: visible cells talk about the test set-up: {talk}"
 
 
@@ -249,19 +250,22 @@ def _run_it_yourself(nb):
 
 @pytest.mark.parametrize("path", [p.stem for p in _notebooks()])
 def test_parameters_sit_in_a_run_it_yourself_box(path):
-    """The papermill cell stays early (second code cell, tag ``parameters``), but the page does not
-    open with it: a short 'Run it yourself' admonition says what it does, and the book folds it."""
+    """The papermill cell stays early (second code cell, tag ``parameters``), but the page
+    does not open with it: a short 'Run it yourself' admonition says what it does, and the
+    book folds it."""
     nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
     params = _code(nb)[1]
     assert {"parameters", "hide-input"} <= set(params.metadata.get("tags", [])), \
         f"{path}: the parameters cell must be tagged 'parameters' and 'hide-input'"
     box = _run_it_yourself(nb)
-    assert box is not None and box.source.startswith(":::{admonition} Run it yourself"), \
+    box_start = ":::{admonition} Run it yourself"
+    assert box is not None and box.source.startswith(box_start), \
         f"{path}: no 'Run it yourself' admonition above the parameters cell"
     headings = [c.source for c in nb.cells if c.cell_type == "markdown"]
     assert not any(re.search(r"^## Parameters", h, re.M) for h in headings), \
         f"{path}: a '## Parameters' heading (it would open the page's contents)"
-    assert "remove-cell" in _code(nb)[0].metadata.get("tags", []), f"{path}: install cell shown"
+    install_tags = _code(nb)[0].metadata.get("tags", [])
+    assert "remove-cell" in install_tags, f"{path}: the book shows the install cell"
 
 
 def _markdown_tables(cell) -> int:
@@ -281,10 +285,11 @@ def test_every_table_has_a_caption_and_a_name(path):
             continue
         spec = c.metadata.get("gmgan", {}).get("table")
         specs = spec if isinstance(spec, list) else [spec] if spec else []
-        assert len(specs) == n, f"{path}: cell {c.get('id')} shows {n} table(s), names {len(specs)}"
+        where = f"{path}: cell {c.get('id')}"
+        assert len(specs) == n, f"{where} shows {n} table(s), names {len(specs)}"
         for one in specs:
-            assert one["name"].startswith(f"tab-{path[:2]}-"), f"{path}: table name {one['name']}"
-            assert len(one["caption"].split()) >= 4, f"{path}: cell {c.get('id')} caption"
+            assert one["name"].startswith(f"tab-{path[:2]}-"), f"{where}: {one['name']}"
+            assert len(one["caption"].split()) >= 4, f"{where}: caption too short"
             names.append(one["name"])
     assert len(names) == len(set(names)), f"{path}: table names repeat"
 
@@ -294,7 +299,8 @@ def test_chapters_figures_tables_and_equations_are_numbered_per_chapter():
     notebooks = next(p for p in toc["parts"] if p["caption"] == "Notebooks")
     assert notebooks.get("numbered"), "the notebook chapters are not numbered"
     sphinx = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
-    assert sphinx["numfig"] and sphinx["math_numfig"] and sphinx["numfig_secnum_depth"] == 1
+    assert sphinx["numfig"] and sphinx["math_numfig"]
+    assert sphinx["numfig_secnum_depth"] == 1
 
 
 @pytest.mark.parametrize("path", [p.stem for p in _notebooks()])
@@ -397,16 +403,18 @@ def _recorded_seconds(nb) -> float:
 
 @pytest.mark.parametrize("path", [p.stem for p in _notebooks()])
 def test_stated_run_time_matches_the_recorded_one(path):
-    """The 'Run it yourself' box says how long the teach preset runs; it must agree with the committed run
+    """The 'Run it yourself' box says how long the teach preset runs; it must agree with the
+    committed run
     (within a factor of 1.5), and stay under 5 minutes on 2 cores."""
     nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
     seconds = _recorded_seconds(nb)
     assert 0 < seconds < 300, f"{path}: the committed run took {seconds:.0f} s"
     box = _run_it_yourself(nb)
     params = box.source if box is not None else ""
-    m = re.search(r"runs in about (\d+(?:\.\d+)?|a|one|two|three|four) (seconds|minutes?) on 2 CPU cores",
-                  " ".join(params.split()))
-    assert m, f"{path}: the 'Run it yourself' box does not say 'runs in about N minutes on 2 CPU cores'"
+    m = re.search(r"runs in about (\d+(?:\.\d+)?|a|one|two|three|four) (seconds|minutes?) "
+                  r"on 2 CPU cores", " ".join(params.split()))
+    assert m, (f"{path}: the 'Run it yourself' box does not say "
+               f"'runs in about N minutes on 2 CPU cores'")
     words = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4}
     number = words[m.group(1)] if m.group(1) in words else float(m.group(1))
     stated = number * (60 if m.group(2).startswith("minute") else 1)
@@ -598,9 +606,9 @@ _MEASURE = r"""() => {
   for (const pre of article.querySelectorAll("div.cell_output pre")) {
     if (/^(BeforeAfter|Sweep)\(/.test(pre.textContent.trim())) { out.widgets.push("widget text: " + pre.textContent.trim().slice(0, 50)); }
   }
-  // 6. display equations: the formula must neither run under its number nor scroll, and a
-  // centred formula must keep clear of its number with 10 % of the column to spare (narrower
-  // screens: at 1280 px the column is ~13 % narrower than here)
+  // 6. display equations: the formula must neither run under its number nor scroll,
+  // and a centred formula must keep clear of its number with 10 % of the column to
+  // spare (narrower screens: at 1280 px the column is ~13 % narrower than here)
   out.equations = [];
   for (const eq of article.querySelectorAll("div.math")) {
     const no = eq.querySelector(".eqno"), box = eq.querySelector("mjx-container");
@@ -608,12 +616,14 @@ _MEASURE = r"""() => {
     if (!no || !math) { continue; }
     const a = math.getBoundingClientRect(), b = no.getBoundingClientRect();
     out.equations.push({number: no.textContent.replace(/[^0-9.()]/g, ""),
-                        overlaps: a.right > b.left + 1 && a.top < b.bottom && a.bottom > b.top,
+                        overlaps: a.right > b.left + 1 && a.top < b.bottom
+                                  && a.bottom > b.top,
                         scrolls: box.scrollWidth > box.clientWidth + 2,
                         tight: a.width + 2 * b.width > 0.9 * box.clientWidth});
   }
   // 7. numbers of figures and tables, and tables in outputs without a numbered caption
-  out.captionNumbers = [...article.querySelectorAll(".caption-number")].map((e) => e.textContent.trim());
+  out.captionNumbers = [...article.querySelectorAll(".caption-number")]
+    .map((e) => e.textContent.trim());
   out.uncaptionedTables = [...article.querySelectorAll("div.cell_output table")]
     .filter((t) => !t.querySelector("caption .caption-number"))
     .map((t) => t.textContent.trim().slice(0, 50));
@@ -685,22 +695,26 @@ def test_no_output_is_cut_off(report, name):
 
 @pytest.mark.parametrize("name", _pages())
 def test_equations_fit_beside_their_number(report, name):
-    """A long display equation is broken over lines: none runs under its number or scrolls."""
+    """Long display equations are broken over lines: none runs under its number."""
     r = report(name)
-    bad = [e["number"] for e in r["equations"] if e["overlaps"] or e["scrolls"] or e["tight"]]
+    bad = [e["number"] for e in r["equations"]
+           if e["overlaps"] or e["scrolls"] or e["tight"]]
     assert not bad, f"equations hidden behind their number or scrolling: {bad}"
 
 
 @pytest.mark.parametrize("name", [p for p in _pages() if p.startswith("notebooks/")])
 def test_numbers_are_per_chapter(report, name):
-    """A notebook is a numbered chapter: its figures, tables and equations are 'Fig. 3.2',
-    'Table 3.1', '(3.4)', all with the chapter's number, and every table has a caption."""
+    """A notebook is a numbered chapter: its figures, tables and equations are
+    'Fig. 3.2', 'Table 3.1', '(3.4)', with the chapter's number; every table has a
+    caption."""
     r = report(name)
     chapter = 1 + [p for p in _pages() if p.startswith("notebooks/")].index(name)
     numbers = r["captionNumbers"] + [e["number"].strip("()") for e in r["equations"]]
-    wrong = [n for n in numbers if not re.fullmatch(rf"(?:(?:Fig\.|Table) )?{chapter}\.\d+", n)]
+    pattern = rf"(?:(?:Fig\.|Table) )?{chapter}\.\d+"
+    wrong = [n for n in numbers if not re.fullmatch(pattern, n)]
     assert not wrong, f"numbers not of chapter {chapter}: {wrong[:6]}"
-    assert r["uncaptionedTables"] == [], f"tables without a numbered caption: {r['uncaptionedTables'][:4]}"
+    assert r["uncaptionedTables"] == [], \
+        f"tables without a numbered caption: {r['uncaptionedTables'][:4]}"
 
 
 @pytest.mark.parametrize("name", [p for p in _pages() if p.startswith("notebooks/")])
@@ -789,15 +803,16 @@ def test_every_slider_works_without_a_kernel(browser, server, name, capsys):
                     assert other["srcs"] != keyed["srcs"] and other["text"] != keyed["text"], "the image buttons do nothing"
                 pg.locator(f'{root} button[data-zoom="4x"]').click()
                 assert "scale(4)" in _state(pg, root)["transform"]
-                # the zoom buttons enlarge the centre of the picture (a double-click: where it is)
+                # the zoom buttons enlarge the picture's centre (a double-click: the pointer's)
                 centre = pg.evaluate("""(root) => {
                     const el = document.querySelector(root);
-                    const s = el.querySelector('.gmgan-ba-stage').getBoundingClientRect();
-                    const i = el.querySelector('.gmgan-ba-inner').getBoundingClientRect();
+                    const box = (c) => el.querySelector(c).getBoundingClientRect();
+                    const s = box('.gmgan-ba-stage'), i = box('.gmgan-ba-inner');
                     return [(s.left + s.width / 2 - i.left) / i.width,
                             (s.top + s.height / 2 - i.top) / i.height];
                 }""", root)
-                assert all(abs(c - 0.5) < 0.02 for c in centre), f"4x zoom shows {centre}, not the centre"
+                assert all(abs(c - 0.5) < 0.02 for c in centre), \
+                    f"4x zoom shows {centre}, not the centre"
                 rendering = f"[...document.querySelectorAll('{root} .gmgan-ba-inner img')].map(i => getComputedStyle(i).imageRendering)"
                 assert set(pg.evaluate(rendering)) == {"pixelated"}, "a zoomed view starts with sharp pixels"
                 pg.locator(f'{root} button[data-render="smooth"]').click()

@@ -11,12 +11,13 @@
    then fails in the browser ("Identifier 'THEBE_JS_URL' has already been declared"). This extension
    drops such repeats from each page's script list.
 3. Numbered tables from notebook outputs. A notebook's tables are Markdown outputs
-   (``gmgan.viz.markdown_table``), which myst-nb renders as tables without a caption, so Sphinx
-   cannot number them. A code cell names and captions its table(s) in its metadata,
-   ``"gmgan": {"table": {"name": "tab-07-table1", "caption": "..."}}`` (a list for a cell that
-   shows several); ``CaptionNotebookTables`` gives each table that title and label, so that it is
-   numbered per chapter ("Table 7.1") and can be referenced with ``{numref}`tab-07-table1```.
-   The caption is plain text with ``$...$`` math.
+   (``gmgan.viz.markdown_table``), which myst-nb renders as tables without a caption,
+   so Sphinx cannot number them. A code cell names and captions its table(s) in its
+   metadata, ``"gmgan": {"table": {"name": "tab-07-table1", "caption": "..."}}`` (a
+   list for a cell that shows several); ``CaptionNotebookTables`` gives each table
+   that title and label, so that it is numbered per chapter ("Table 7.1") and can be
+   referenced with ``{numref}`tab-07-table1```. The caption is plain text with
+   ``$...$`` math.
 
 Nothing here imports gmgan or torch: the book renders stored notebook outputs only.
 """
@@ -147,11 +148,12 @@ def _caption_nodes(text: str) -> list[nodes.Node]:
     parts = text.split("$")
     if len(parts) % 2 == 0:  # an odd number of dollars: no math
         return [nodes.Text(text)]
-    return [nodes.math(p, p) if i % 2 else nodes.Text(p) for i, p in enumerate(parts) if p]
+    return [nodes.math(p, p) if i % 2 else nodes.Text(p)
+            for i, p in enumerate(parts) if p]
 
 
 class CaptionNotebookTables(SphinxTransform):
-    """Title and label the tables of notebook cells whose metadata has ``gmgan.table``."""
+    """Title and label the tables of notebook cells with metadata ``gmgan.table``."""
 
     default_priority = 500
 
@@ -164,8 +166,9 @@ class CaptionNotebookTables(SphinxTransform):
             tables = [t for t in cell.findall(nodes.table)
                       if not any(isinstance(c, nodes.title) for c in t.children)]
             if len(tables) != len(specs):
-                LOGGER.warning("cell metadata gmgan.table names %d table(s), the cell shows %d",
-                               len(specs), len(tables), location=cell)
+                LOGGER.warning("cell metadata gmgan.table names %d table(s), "
+                               "the cell shows %d", len(specs), len(tables),
+                               location=cell)
                 continue
             for table, one in zip(tables, specs):
                 table.insert(0, nodes.title("", "", *_caption_nodes(one["caption"])))

@@ -174,9 +174,9 @@ class BeforeAfter:
             "renderings": dict(_RENDERINGS),
         }
         first = payload["images"][0]
-        # the scores of each picture as a whole (the views may be crops), not of the zoomed view
-        note = ("each picture as a whole"
-                + (f", {self.crop_border}-pixel border excluded" if self.crop_border else "")
+        # the scores of each picture as a whole (a view may be a crop), not of the zoom
+        border = f", {self.crop_border}-pixel border excluded" if self.crop_border else ""
+        note = ("each picture as a whole" + border
                 + (", on the Y channel" if self.y_channel else ", on RGB"))
         data = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
 
