@@ -13,8 +13,10 @@ checks whether gmgan and the modules of the pip extras the notebook declares are
 only when one is missing runs ``pip install -q "gmgan[<extras>] @ git+<url>@<branch>"``. The extras
 come from the notebook's metadata, e.g. ``"gmgan": {"install_extras": ["viz", "eval"]}`` (default:
 ``["viz"]``, the plotting and widget libraries every notebook uses); tests/test_book.py checks that
-they cover every library the notebook imports. The cell has the id and tag ``install`` and no
-outputs (it prints nothing where everything is installed, which keeps nbval's comparison stable).
+they cover every library the notebook imports. The cell has the id and tag ``install``,
+the tag ``remove-cell`` (the book does not show it; Jupyter and Colab run it) and no
+outputs (it prints nothing where everything is installed, which keeps nbval's comparison
+stable).
 """
 from __future__ import annotations
 
@@ -37,13 +39,18 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
 DEFAULT_EXTRAS = ("viz",)
 
 TEMPLATE = '''\
-# Install gmgan and the libraries this notebook uses, only where one is missing (e.g. on Colab).
-# Written by book/stamp_notebooks.py from _config.yml: edit the repository URL there, not here.
+# Installs gmgan and this notebook's libraries where one is missing (e.g. on Colab).
 import importlib, importlib.util, subprocess, sys
 
-if any(importlib.util.find_spec(m) is None for m in {modules!r}):
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", {spec!r}])
+needed = {modules!r}
+if any(importlib.util.find_spec(m) is None for m in needed):
+    package = {spec!r}
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", package])
     importlib.invalidate_caches()'''
+
+#: Tags of the install cell: its id, and ``remove-cell`` so that the book does not show
+#: it (a reader of the book has nothing to install; Jupyter and Colab run it first).
+CELL_TAGS = [CELL_ID, "remove-cell"]
 
 
 def repository(config_path: Path = ROOT / "_config.yml") -> tuple[str, str]:
@@ -85,7 +92,7 @@ def is_title(cell: nbformat.NotebookNode) -> bool:
 def expected_cell(nb: nbformat.NotebookNode, url: str, branch: str) -> nbformat.NotebookNode:
     cell = nbformat.v4.new_code_cell(install_source(url, branch, extras_of(nb)))
     cell.id = CELL_ID
-    cell.metadata["tags"] = [CELL_ID]
+    cell.metadata["tags"] = list(CELL_TAGS)
     return cell
 
 
@@ -96,7 +103,8 @@ def is_current(nb: nbformat.NotebookNode, url: str, branch: str) -> bool:
     cell, want = nb.cells[1], expected_cell(nb, url, branch)
     others = [c for c in nb.cells[2:] + nb.cells[:1] if c.get("id") == CELL_ID]
     return (cell.cell_type == "code" and cell.get("id") == CELL_ID and cell.source == want.source
-            and CELL_ID in cell.metadata.get("tags", []) and not cell.get("outputs") and not others)
+            and cell.metadata.get("tags", []) == CELL_TAGS and not cell.get("outputs")
+            and not others)
 
 
 def stamp(path: Path, url: str, branch: str) -> bool:

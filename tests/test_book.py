@@ -14,9 +14,8 @@ in Debian's Chromium through Playwright, and check what a reader would see:
 - readable contrast (WCAG >= 4.5:1) of the slider controls, captions, text and outputs, in the light
   and the dark theme.
 
-Notebooks 06-09 are being rewritten by the lead; where they do not meet a convention yet, the check
-is marked ``xfail(strict=True)`` with the reason (``PENDING`` below): remove the entry when the
-notebook is fixed (a strict xfail that passes fails the suite, as a reminder).
+- display equations that fit beside their number, and figures, tables and equations
+  numbered per chapter ("Fig. 3.2") on the notebook pages.
 """
 from __future__ import annotations
 
@@ -65,23 +64,28 @@ def _pages() -> list[str]:
     return [f"{f}.html" for f in files]
 
 
-# Where a notebook does not yet follow the conventions: check -> {notebook stem or page: reason}.
-# The check runs there and is expected to fail (strict xfail, so a fixed notebook fails the suite
-# until its entry is deleted). Empty: every notebook follows them.
-PENDING: dict[str, dict[str, str]] = {}
-
-
-def _param(check: str, key: str):
-    reason = PENDING.get(check, {}).get(key)
-    return pytest.param(key, marks=pytest.mark.xfail(reason=reason, strict=True)) if reason else key
-
-
-def _params(check: str, keys) -> list:
-    return [_param(check, k) for k in keys]
-
-
 def _code(nb) -> list:
     return [c for c in nb.cells if c.cell_type == "code"]
+
+
+#: Tags that keep a code cell's source out of the book (nbval and Jupyter still run it).
+HIDDEN = {"remove-input", "remove-cell"}
+MAX_COLUMNS = 88
+
+
+def _visible(cell) -> bool:
+    """Whether the book shows a code cell's source (folded, ``hide-input``, counts as shown)."""
+    return not HIDDEN & set(cell.metadata.get("tags", []))
+
+
+# Cell nb06-live (notebook 06, section 2) is rewritten with the trainer's new logging
+# (issue 23); until then it keeps its long lines and its checks.
+_LIVE_CELL = pytest.param("06_training", marks=pytest.mark.xfail(
+    strict=True, reason="cell nb06-live waits for the trainer's new logging (issue 23)"))
+
+
+def _notebook_params() -> list:
+    return [_LIVE_CELL if p.stem == "06_training" else p.stem for p in _notebooks()]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -122,7 +126,7 @@ def test_book_render_needs_no_torch():
     assert list(packages) == ["mathjax"], "the book's npm download is MathJax only"
 
 
-@pytest.mark.parametrize("path", _params("install cell", [p.stem for p in _notebooks()]))
+@pytest.mark.parametrize("path", [p.stem for p in _notebooks()])
 def test_install_cell_is_below_the_title_and_matches_config(path):
     stamp = _stamp_module()
     url, branch = stamp.repository()
@@ -151,7 +155,7 @@ def _imports(nb) -> set[str]:
     return names - set(sys.stdlib_module_names)
 
 
-@pytest.mark.parametrize("path", _params("install extras", [p.stem for p in _notebooks()]))
+@pytest.mark.parametrize("path", [p.stem for p in _notebooks()])
 def test_install_cell_installs_what_the_notebook_imports(path):
     stamp = _stamp_module()
     nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
@@ -204,11 +208,102 @@ def test_notebook_conventions(path):
             assert out.output_type != "error", f"{path.name}: stored output holds an error"
             assert not (out.output_type == "stream" and out.name == "stderr"), f"{path.name}: stderr output"
         if "nbval-ignore-output" in c.metadata.get("tags", []):
-            # nbval does not compare this cell's text, so the cell must check its numbers itself
-            assert re.search(r"^\s*assert ", c.source, re.M), f"{path.name}: cell {c.get('id')} ignores its output but asserts nothing"
+            # nbval does not compare this cell's text, so the cell, or the hidden check
+            # cell right after it, must check its numbers
+            after = code[code.index(c) + 1] if c is not code[-1] else None
+            checked = [c] + ([after] if after and not _visible(after) else [])
+            assert any(re.search(r"^\s*assert ", k.source, re.M) for k in checked), \
+                f"{path.name}: cell {c.get('id')} ignores its output, asserts nothing"
 
 
-@pytest.mark.parametrize("path", _params("widget bundle", [p.stem for p in _notebooks()]))
+@pytest.mark.parametrize("path", _notebook_params())
+def test_code_lines_are_at_most_88_columns(path):
+    """Every line of every code cell has at most 88 characters (the book's code column,
+    and black's default), so that no cell scrolls sideways."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
+    long = [(c.get("id"), len(line)) for c in _code(nb)
+            for line in c.source.splitlines() if len(line) > MAX_COLUMNS]
+    assert not long, f"{path}: {len(long)} lines over {MAX_COLUMNS} columns: {long[:8]}"
+
+
+@pytest.mark.parametrize("path", _notebook_params())
+def test_no_visible_cell_asserts(path):
+    """Checks are for nbval, not for the reader: an ``assert`` goes into a cell tagged
+    ``remove-input`` (or into a package function), never into a cell the book shows."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
+    shown = [c.get("id") for c in _code(nb) if _visible(c)
+             and re.search(r"^\s*assert\b", c.source, re.M)]
+    assert not shown, f"{path}: visible cells with assert: {shown}"
+    test_words = re.compile(r"\bnbval\b|AVX|ATEN_CPU", re.I)
+    talk = [c.get("id") for c in _code(nb)
+            if _visible(c) and test_words.search(c.source)]
+    assert not talk, f"{path}: visible cells talk about the test set-up: {talk}"
+
+
+def _run_it_yourself(nb):
+    """The 'Run it yourself' box (the Markdown cell right above the parameters cell)."""
+    code = _code(nb)
+    at = nb.cells.index(code[1])
+    cell = nb.cells[at - 1]
+    return cell if cell.cell_type == "markdown" else None
+
+
+@pytest.mark.parametrize("path", [p.stem for p in _notebooks()])
+def test_parameters_sit_in_a_run_it_yourself_box(path):
+    """The papermill cell stays early (second code cell, tag ``parameters``), but the page
+    does not open with it: a short 'Run it yourself' admonition says what it does, and the
+    book folds it."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
+    params = _code(nb)[1]
+    assert {"parameters", "hide-input"} <= set(params.metadata.get("tags", [])), \
+        f"{path}: the parameters cell must be tagged 'parameters' and 'hide-input'"
+    box = _run_it_yourself(nb)
+    box_start = ":::{admonition} Run it yourself"
+    assert box is not None and box.source.startswith(box_start), \
+        f"{path}: no 'Run it yourself' admonition above the parameters cell"
+    headings = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    assert not any(re.search(r"^## Parameters", h, re.M) for h in headings), \
+        f"{path}: a '## Parameters' heading (it would open the page's contents)"
+    install_tags = _code(nb)[0].metadata.get("tags", [])
+    assert "remove-cell" in install_tags, f"{path}: the book shows the install cell"
+
+
+def _markdown_tables(cell) -> int:
+    return sum("|---" in out.get("data", {}).get("text/markdown", "")
+               for out in cell.get("outputs", []))
+
+
+@pytest.mark.parametrize("path", [p.stem for p in _notebooks()])
+def test_every_table_has_a_caption_and_a_name(path):
+    """A table output is numbered per chapter when its cell names and captions it
+    (metadata ``gmgan.table``, read by book/_ext/gmgan_book.py)."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
+    names = []
+    for c in _code(nb):
+        n = _markdown_tables(c)
+        if not n:
+            continue
+        spec = c.metadata.get("gmgan", {}).get("table")
+        specs = spec if isinstance(spec, list) else [spec] if spec else []
+        where = f"{path}: cell {c.get('id')}"
+        assert len(specs) == n, f"{where} shows {n} table(s), names {len(specs)}"
+        for one in specs:
+            assert one["name"].startswith(f"tab-{path[:2]}-"), f"{where}: {one['name']}"
+            assert len(one["caption"].split()) >= 4, f"{where}: caption too short"
+            names.append(one["name"])
+    assert len(names) == len(set(names)), f"{path}: table names repeat"
+
+
+def test_chapters_figures_tables_and_equations_are_numbered_per_chapter():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    notebooks = next(p for p in toc["parts"] if p["caption"] == "Notebooks")
+    assert notebooks.get("numbered"), "the notebook chapters are not numbered"
+    sphinx = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
+    assert sphinx["numfig"] and sphinx["math_numfig"]
+    assert sphinx["numfig_secnum_depth"] == 1
+
+
+@pytest.mark.parametrize("path", [p.stem for p in _notebooks()])
 def test_a_live_widget_comes_with_its_static_view_in_one_output(path):
     nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
     for c in _code(nb):
@@ -234,7 +329,7 @@ def _figure_cells(nb):
             yield c, shown
 
 
-@pytest.mark.parametrize("path", _params("figure metadata", [p.stem for p in _notebooks()]))
+@pytest.mark.parametrize("path", [p.stem for p in _notebooks()])
 def test_every_figure_has_a_caption_a_name_and_alt_text(path):
     """myst-nb turns the cell metadata into a numbered figure; one figure per cell (a name is a label)."""
     nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
@@ -253,7 +348,7 @@ def test_every_figure_has_a_caption_a_name_and_alt_text(path):
     assert len(names) == len(set(names)), f"{path}: figure names repeat"
 
 
-@pytest.mark.parametrize("path", _params("figure style", [p.stem for p in _notebooks()]))
+@pytest.mark.parametrize("path", [p.stem for p in _notebooks()])
 def test_figures_use_the_book_style(path):
     nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
     code = "\n".join(c.source for c in _code(nb))
@@ -265,7 +360,7 @@ def test_figures_use_the_book_style(path):
     assert not wide, f"{path}: figures wider than the column (viz.COLUMN_WIDTH = 7.5 in): {wide}"
 
 
-@pytest.mark.parametrize("path", _params("summary and exercises", [p.stem for p in _notebooks()]))
+@pytest.mark.parametrize("path", [p.stem for p in _notebooks()])
 def test_notebook_ends_with_a_summary_and_exercises(path):
     nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
@@ -306,16 +401,20 @@ def _recorded_seconds(nb) -> float:
     return total
 
 
-@pytest.mark.parametrize("path", _params("timing prose", [p.stem for p in _notebooks()]))
+@pytest.mark.parametrize("path", [p.stem for p in _notebooks()])
 def test_stated_run_time_matches_the_recorded_one(path):
-    """The Parameters section says how long the teach preset runs; it must agree with the committed run
+    """The 'Run it yourself' box says how long the teach preset runs; it must agree with the
+    committed run
     (within a factor of 1.5), and stay under 5 minutes on 2 cores."""
     nb = nbformat.read(ROOT / "notebooks" / f"{path}.ipynb", as_version=4)
     seconds = _recorded_seconds(nb)
     assert 0 < seconds < 300, f"{path}: the committed run took {seconds:.0f} s"
-    params = next(c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## Parameters"))
-    m = re.search(r"runs in about (\d+(?:\.\d+)?|a|one|two|three|four) (seconds|minutes?) on 2 CPU cores", params)
-    assert m, f"{path}: the Parameters section does not say 'runs in about N minutes on 2 CPU cores'"
+    box = _run_it_yourself(nb)
+    params = box.source if box is not None else ""
+    m = re.search(r"runs in about (\d+(?:\.\d+)?|a|one|two|three|four) (seconds|minutes?) "
+                  r"on 2 CPU cores", " ".join(params.split()))
+    assert m, (f"{path}: the 'Run it yourself' box does not say "
+               f"'runs in about N minutes on 2 CPU cores'")
     words = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4}
     number = words[m.group(1)] if m.group(1) in words else float(m.group(1))
     stated = number * (60 if m.group(2).startswith("minute") else 1)
@@ -507,6 +606,27 @@ _MEASURE = r"""() => {
   for (const pre of article.querySelectorAll("div.cell_output pre")) {
     if (/^(BeforeAfter|Sweep)\(/.test(pre.textContent.trim())) { out.widgets.push("widget text: " + pre.textContent.trim().slice(0, 50)); }
   }
+  // 6. display equations: the formula must neither run under its number nor scroll,
+  // and a centred formula must keep clear of its number with 10 % of the column to
+  // spare (narrower screens: at 1280 px the column is ~13 % narrower than here)
+  out.equations = [];
+  for (const eq of article.querySelectorAll("div.math")) {
+    const no = eq.querySelector(".eqno"), box = eq.querySelector("mjx-container");
+    const math = box && box.querySelector("mjx-math");
+    if (!no || !math) { continue; }
+    const a = math.getBoundingClientRect(), b = no.getBoundingClientRect();
+    out.equations.push({number: no.textContent.replace(/[^0-9.()]/g, ""),
+                        overlaps: a.right > b.left + 1 && a.top < b.bottom
+                                  && a.bottom > b.top,
+                        scrolls: box.scrollWidth > box.clientWidth + 2,
+                        tight: a.width + 2 * b.width > 0.9 * box.clientWidth});
+  }
+  // 7. numbers of figures and tables, and tables in outputs without a numbered caption
+  out.captionNumbers = [...article.querySelectorAll(".caption-number")]
+    .map((e) => e.textContent.trim());
+  out.uncaptionedTables = [...article.querySelectorAll("div.cell_output table")]
+    .filter((t) => !t.querySelector("caption .caption-number"))
+    .map((t) => t.textContent.trim().slice(0, 50));
   out.citations = article.querySelectorAll("a[href*='references.html#']").length;
   out.theme = document.documentElement.dataset.theme;
   return out;
@@ -544,7 +664,7 @@ def test_no_raw_tex_outside_mathjax(report, name):
     assert r["mathProse"] == [], f"prose typeset as math: {r['mathProse'][:5]}"
 
 
-@pytest.mark.parametrize("name", _params("captions", _pages()))
+@pytest.mark.parametrize("name", _pages())
 def test_every_figure_has_a_numbered_caption_and_alt_text(report, name):
     r = report(name)
     unnumbered = [f["text"] for f in r["figures"] if not f["numbered"]]
@@ -556,7 +676,7 @@ def test_every_figure_has_a_numbered_caption_and_alt_text(report, name):
             f"alt text is not a description: {alt!r} ({img['src']})"
 
 
-@pytest.mark.parametrize("name", _params("figure size", _pages()))
+@pytest.mark.parametrize("name", _pages())
 def test_figures_are_shown_at_their_natural_size(report, name):
     """Figures are drawn for the column (viz.COLUMN_WIDTH); shrunk by more than 15 %, their 9-pt labels
     would fall under ~8 pt."""
@@ -573,7 +693,31 @@ def test_no_output_is_cut_off(report, name):
     assert r["cut"] == [], r["cut"][:10]
 
 
-@pytest.mark.parametrize("name", _params("wide outputs", [p for p in _pages() if p.startswith("notebooks/")]))
+@pytest.mark.parametrize("name", _pages())
+def test_equations_fit_beside_their_number(report, name):
+    """Long display equations are broken over lines: none runs under its number."""
+    r = report(name)
+    bad = [e["number"] for e in r["equations"]
+           if e["overlaps"] or e["scrolls"] or e["tight"]]
+    assert not bad, f"equations hidden behind their number or scrolling: {bad}"
+
+
+@pytest.mark.parametrize("name", [p for p in _pages() if p.startswith("notebooks/")])
+def test_numbers_are_per_chapter(report, name):
+    """A notebook is a numbered chapter: its figures, tables and equations are
+    'Fig. 3.2', 'Table 3.1', '(3.4)', with the chapter's number; every table has a
+    caption."""
+    r = report(name)
+    chapter = 1 + [p for p in _pages() if p.startswith("notebooks/")].index(name)
+    numbers = r["captionNumbers"] + [e["number"].strip("()") for e in r["equations"]]
+    pattern = rf"(?:(?:Fig\.|Table) )?{chapter}\.\d+"
+    wrong = [n for n in numbers if not re.fullmatch(pattern, n)]
+    assert not wrong, f"numbers not of chapter {chapter}: {wrong[:6]}"
+    assert r["uncaptionedTables"] == [], \
+        f"tables without a numbered caption: {r['uncaptionedTables'][:4]}"
+
+
+@pytest.mark.parametrize("name", [p for p in _pages() if p.startswith("notebooks/")])
 def test_printed_outputs_fit_the_column(report, name):
     """Printed tables and messages fit the text column (about 95 characters) at a desktop width, so a
     reader sees them whole; narrow the table or break the line where they do not."""
@@ -581,7 +725,7 @@ def test_printed_outputs_fit_the_column(report, name):
     assert r["wide"] == [], f"outputs wider than the column: {r['wide'][:6]}"
 
 
-@pytest.mark.parametrize("name_theme", [_param("dark contrast", f"{n}|dark") for n in _pages()]
+@pytest.mark.parametrize("name_theme", [f"{n}|dark" for n in _pages()]
                          + [f"{n}|light" for n in _pages()])
 def test_text_contrast(report, name_theme):
     name, theme = name_theme.split("|")
@@ -604,7 +748,7 @@ def test_the_slider_pages_are_known():
     assert {"notebooks/01_degradation.html", "notebooks/03_gmsd_quality_loss.html"} <= set(_slider_pages())
 
 
-@pytest.mark.parametrize("name", _params("dead widget", _slider_pages()))
+@pytest.mark.parametrize("name", _slider_pages())
 def test_no_dead_widget(report, name):
     r = report(name)
     assert r["sliders"] >= 1, "the slider is missing"
@@ -659,6 +803,16 @@ def test_every_slider_works_without_a_kernel(browser, server, name, capsys):
                     assert other["srcs"] != keyed["srcs"] and other["text"] != keyed["text"], "the image buttons do nothing"
                 pg.locator(f'{root} button[data-zoom="4x"]').click()
                 assert "scale(4)" in _state(pg, root)["transform"]
+                # the zoom buttons enlarge the picture's centre (a double-click: the pointer's)
+                centre = pg.evaluate("""(root) => {
+                    const el = document.querySelector(root);
+                    const box = (c) => el.querySelector(c).getBoundingClientRect();
+                    const s = box('.gmgan-ba-stage'), i = box('.gmgan-ba-inner');
+                    return [(s.left + s.width / 2 - i.left) / i.width,
+                            (s.top + s.height / 2 - i.top) / i.height];
+                }""", root)
+                assert all(abs(c - 0.5) < 0.02 for c in centre), \
+                    f"4x zoom shows {centre}, not the centre"
                 rendering = f"[...document.querySelectorAll('{root} .gmgan-ba-inner img')].map(i => getComputedStyle(i).imageRendering)"
                 assert set(pg.evaluate(rendering)) == {"pixelated"}, "a zoomed view starts with sharp pixels"
                 pg.locator(f'{root} button[data-render="smooth"]').click()
@@ -699,7 +853,7 @@ def test_bibliography_is_author_year(browser, server):
     finally:
         context.close()
     assert len(entries) >= 25
-    assert all(re.match(r"^[A-Z][^\s,]+, [A-Z]\.", e) and re.search(r"\((19|20)\d\d\)", e) for e in entries), entries[:3]
+    assert all(re.match(r"^[A-Z][^\s,]+, [A-Z]\.", e) and re.search(r"\((19|20)\d\d[a-z]?\)", e) for e in entries), entries[:3]
     assert not re.search(r"^\[?\d+\]", main, re.M), "numbered labels in an author-year bibliography"
     assert "cite with" not in main and "{cite" not in main, "authoring note on the references page"
     assert any(e.startswith("Luo, W.") for e in entries)

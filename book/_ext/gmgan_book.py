@@ -10,6 +10,14 @@
    with ``filename=None`` and once with ``filename=''``; sphinx-thebe's ``const THEBE_JS_URL = ...``
    then fails in the browser ("Identifier 'THEBE_JS_URL' has already been declared"). This extension
    drops such repeats from each page's script list.
+3. Numbered tables from notebook outputs. A notebook's tables are Markdown outputs
+   (``gmgan.viz.markdown_table``), which myst-nb renders as tables without a caption,
+   so Sphinx cannot number them. A code cell names and captions its table(s) in its
+   metadata, ``"gmgan": {"table": {"name": "tab-07-table1", "caption": "..."}}`` (a
+   list for a cell that shows several); ``CaptionNotebookTables`` gives each table
+   that title and label, so that it is numbered per chapter ("Table 7.1") and can be
+   referenced with ``{numref}`tab-07-table1```. The caption is plain text with
+   ``$...$`` math.
 
 Nothing here imports gmgan or torch: the book renders stored notebook outputs only.
 """
@@ -19,12 +27,17 @@ from typing import Any
 
 from collections import Counter
 
+from docutils import nodes
 from pybtex.plugin import register_plugin
 from pybtex.style.labels import BaseLabelStyle
 from pybtex.style.formatting.unsrt import Style as UnsrtStyle
 from pybtex.style.formatting import toplevel
 from pybtex.style.template import field, join, optional, optional_field, sentence, tag, words
 from sphinx.application import Sphinx
+from sphinx.transforms import SphinxTransform
+from sphinx.util import logging
+
+LOGGER = logging.getLogger(__name__)
 
 
 class AuthorYearLabelStyle(BaseLabelStyle):
@@ -130,7 +143,41 @@ def drop_repeated_scripts(app: Sphinx, pagename: str, templatename: str, context
     scripts[:] = unique  # the builder restores its own list after each page
 
 
+def _caption_nodes(text: str) -> list[nodes.Node]:
+    """Plain text with ``$...$`` spans as inline math."""
+    parts = text.split("$")
+    if len(parts) % 2 == 0:  # an odd number of dollars: no math
+        return [nodes.Text(text)]
+    return [nodes.math(p, p) if i % 2 else nodes.Text(p)
+            for i, p in enumerate(parts) if p]
+
+
+class CaptionNotebookTables(SphinxTransform):
+    """Title and label the tables of notebook cells with metadata ``gmgan.table``."""
+
+    default_priority = 500
+
+    def apply(self, **kwargs: Any) -> None:
+        for cell in list(self.document.findall(nodes.container)):
+            spec = ((cell.get("cell_metadata") or {}).get("gmgan") or {}).get("table")
+            if not spec:
+                continue
+            specs = spec if isinstance(spec, list) else [spec]
+            tables = [t for t in cell.findall(nodes.table)
+                      if not any(isinstance(c, nodes.title) for c in t.children)]
+            if len(tables) != len(specs):
+                LOGGER.warning("cell metadata gmgan.table names %d table(s), "
+                               "the cell shows %d", len(specs), len(tables),
+                               location=cell)
+                continue
+            for table, one in zip(tables, specs):
+                table.insert(0, nodes.title("", "", *_caption_nodes(one["caption"])))
+                table["names"].append(one["name"])
+                self.document.note_explicit_target(table, table)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_transform(CaptionNotebookTables)
     # Late priority: after myst-nb and sphinx.ext.mathjax have added this page's scripts.
     app.connect("html-page-context", drop_repeated_scripts, priority=900)
     return {"version": "0.2", "parallel_read_safe": True, "parallel_write_safe": True}

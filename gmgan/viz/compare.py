@@ -173,7 +173,9 @@ class BeforeAfter:
             "renderings": dict(_RENDERINGS),
         }
         first = payload["images"][0]
-        note = (f"whole image, {self.crop_border}-pixel border excluded"
+        # the scores of each picture as a whole (a view may be a crop), not of the zoom
+        border = f", {self.crop_border}-pixel border excluded" if self.crop_border else ""
+        note = ("each picture as a whole" + border
                 + (", on the Y channel" if self.y_channel else ", on RGB"))
         data = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
 
