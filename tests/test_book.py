@@ -78,16 +78,6 @@ def _visible(cell) -> bool:
     return not HIDDEN & set(cell.metadata.get("tags", []))
 
 
-# Cell nb06-live (notebook 06, section 2) is rewritten with the trainer's new logging
-# (issue 23); until then it keeps its long lines and its checks.
-_LIVE_CELL = pytest.param("06_training", marks=pytest.mark.xfail(
-    strict=True, reason="cell nb06-live waits for the trainer's new logging (issue 23)"))
-
-
-def _notebook_params() -> list:
-    return [_LIVE_CELL if p.stem == "06_training" else p.stem for p in _notebooks()]
-
-
 # --------------------------------------------------------------------------------------------------
 # Conventions (fast, no browser)
 
@@ -216,7 +206,7 @@ def test_notebook_conventions(path):
                 f"{path.name}: cell {c.get('id')} ignores its output, asserts nothing"
 
 
-@pytest.mark.parametrize("path", _notebook_params())
+@pytest.mark.parametrize("path", [p.stem for p in _notebooks()])
 def test_code_lines_are_at_most_88_columns(path):
     """Every line of every code cell has at most 88 characters (the book's code column,
     and black's default), so that no cell scrolls sideways."""
@@ -226,7 +216,7 @@ def test_code_lines_are_at_most_88_columns(path):
     assert not long, f"{path}: {len(long)} lines over {MAX_COLUMNS} columns: {long[:8]}"
 
 
-@pytest.mark.parametrize("path", _notebook_params())
+@pytest.mark.parametrize("path", [p.stem for p in _notebooks()])
 def test_no_visible_cell_asserts(path):
     """Checks are for nbval, not for the reader: an ``assert`` goes into a cell tagged
     ``remove-input`` (or into a package function), never into a cell the book shows."""
