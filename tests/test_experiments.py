@@ -6,28 +6,13 @@ import json
 
 import pytest
 import torch
+from run_helpers import TINY, losses
 
 from gmgan import experiments as ex
 from gmgan import runs
-from gmgan.config import TrainConfig, apply_overrides, get_preset
-
-# A generator and critic small enough for a few steps per second on one CPU core; the training
-# images are scikit-image's samples (no data cache needed) and validation is off.
-TINY = {"num_feat": 8, "num_block": 1, "num_grow": 8, "d_num_feat": 8,
-        "patch_size": 32, "batch_size": 4, "num_workers": 0, "pretrain_iters": 3, "gan_iters": 2,
-        "log_every": 1, "val_every": 0, "ckpt_every": 0, "val_sets": (), "ema_decay": 0.9,
-        "perceptual_layer": "conv1_2", "perceptual_weights": "random"}
-
+from gmgan.config import get_preset
 
 SAMPLES = {"train_set": "samples", **TINY}  # for teaching_run: its runs are then named "<variant>-samples-s0"
-
-
-def tiny(**kw) -> TrainConfig:
-    return apply_overrides(TrainConfig(name="unit", train_set="samples", **TINY), kw)
-
-
-def _losses(history):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
 
 
 @pytest.fixture
@@ -51,7 +36,7 @@ def test_training_is_reproducible_with_a_random_vgg(tmp_path, monkeypatch):
         torch.manual_seed(1234 + i)  # whatever ran before must not matter
         runs.append(ex.teaching_run("gmgan", verbose=False, **SAMPLES))
     assert runs[0].perceptual == "random"
-    assert _losses(runs[0].history) == _losses(runs[1].history)
+    assert losses(runs[0].history) == losses(runs[1].history)
     assert runs[0].history[-1]["perceptual"] > 0
     from safetensors.torch import load_file
 
@@ -193,12 +178,12 @@ def test_shipped_model_is_used_unless_retrain(cache, capsys):
     assert out[0].startswith("using the shipped model 'psnr-samples-s0' (teach), trained in")
     assert out[1].startswith("using the shipped model 'gmgan-samples-s0' (teach), trained in")
     assert run.shipped and run.parent.shipped and run.run_dir.parent == ex.SHIPPED_DIR / "teach"
-    assert _losses(run.history) == _losses(trained.history)
+    assert losses(run.history) == losses(trained.history)
     # the raw generator ships for this run (SHIP_RAW), the same network as the moving average
     assert ex.load_run_generator(run, ema=False).config == ex.load_run_generator(run).config
     # retrain: the shipped copy is ignored and the run trained again, with the same result
     again = ex.teaching_run("gmgan", retrain=True, **SAMPLES)
-    assert not again.cached and not again.shipped and _losses(again.history) == _losses(trained.history)
+    assert not again.cached and not again.shipped and losses(again.history) == losses(trained.history)
     # another configuration is not the shipped one
     other = ex.teaching_run("gmgan", verbose=False, **{**SAMPLES, "gan_iters": 1})
     assert not other.shipped

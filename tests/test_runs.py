@@ -3,24 +3,10 @@ configuration keys, resumed runs, and the lines ensure_run prints."""
 from __future__ import annotations
 
 import pytest
+from run_helpers import losses, tiny
 
 from gmgan import runs
-from gmgan.config import TrainConfig, apply_overrides
-
-# A generator small enough for a few steps per second on one CPU core; the training
-# images are scikit-image's samples (no data cache needed) and validation is off.
-TINY = {"num_feat": 8, "num_block": 1, "num_grow": 8, "d_num_feat": 8,
-        "patch_size": 32, "batch_size": 4, "num_workers": 0, "pretrain_iters": 3, "gan_iters": 2,
-        "log_every": 1, "val_every": 0, "ckpt_every": 0, "val_sets": (), "ema_decay": 0.9,
-        "perceptual_layer": "conv1_2", "perceptual_weights": "random"}
-
-
-def tiny(**kw) -> TrainConfig:
-    return apply_overrides(TrainConfig(name="unit", train_set="samples", **TINY), kw)
-
-
-def _losses(history):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+from gmgan.config import apply_overrides
 
 
 @pytest.fixture
@@ -51,7 +37,7 @@ def test_miss_trains_then_hit_reuses(cache, capsys):
     assert out.out == "using the cached model 'tiny' (unit) from models/unit/tiny\n"
     assert again.cached is True and again.run_dir == first.run_dir
     assert again.generator_path().stat().st_mtime_ns == mtime  # not retrained
-    assert _losses(again.history) == _losses(first.history)
+    assert losses(again.history) == losses(first.history)
     assert again.config == first.config
 
     # Mechanics (progress bar, device, workers, TensorBoard) do not make a new run.
@@ -80,7 +66,7 @@ def test_changed_config_goes_to_a_hashed_folder(cache, capsys):
 def test_unfinished_run_is_resumed(cache, capsys):
     cfg = tiny(phase="pretrain", ckpt_every=2, pretrain_iters=4)
     done = runs.ensure_run("tiny", cfg, preset="unit")
-    reference = _losses(done.history)
+    reference = losses(done.history)
     # Make it look interrupted after the checkpoint of step 2: no final weights, no run.json.
     (done.run_dir / "run.json").unlink()
     for name in ("G", "G_ema"):
@@ -89,7 +75,7 @@ def test_unfinished_run_is_resumed(cache, capsys):
     resumed = runs.ensure_run("tiny", cfg, preset="unit")
     assert capsys.readouterr().out == "found an unfinished run of 'tiny' (unit) - resuming it\n"
     assert resumed.generator_path().is_file()
-    assert _losses(resumed.history) == reference
+    assert losses(resumed.history) == reference
 
 
 def test_config_key_keeps_what_changes_the_result(cache):
