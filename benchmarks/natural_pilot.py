@@ -42,8 +42,8 @@ import torch
 from gmgan import metrics
 from gmgan.data import load_benchmark
 from gmgan.nets import load_generator
-from gmgan.presets import TrainConfig, get_preset
-from gmgan.train_utils import super_resolve
+from gmgan.config import TrainConfig, get_preset
+from gmgan.training.validation import super_resolve
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "natural_pilot"
 # Fields that say where and how a run ran, not what it learnt: left out of the recipe.
@@ -118,7 +118,7 @@ def cpu_seconds_per_update(cfg: TrainConfig, parent: Path, updates: int) -> floa
     """CPU seconds of one phase-2 update of ``cfg`` (median of ``updates``, one thread),
     from the generator ``parent``, on the phase's first batch."""
     from gmgan.train import gan_session, training_patches
-    from gmgan.train_utils import GracefulStop, first_batch, phase_seed, setup
+    from gmgan.training import GracefulStop, first_batch, phase_seed, setup
 
     with tempfile.TemporaryDirectory() as tmp:
         c = dataclasses.replace(

@@ -63,7 +63,7 @@ class GanStep:
         from gmgan.nets import Discriminator
         from gmgan.resize import imresize
         from gmgan.train import build_generator, critic_optimizer, perceptual_network
-        from gmgan.train_utils import EMA
+        from gmgan.training import EMA
 
         self.cfg, self.device = cfg, torch.device(device)
         self.fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -94,7 +94,7 @@ class GanStep:
 
     def _update(self, opt: torch.optim.Optimizer, net: nn.Module, loss: torch.Tensor) -> bool:
         """``PhaseRun.update`` without GradScaler: backward, gradient norm, finite check, step."""
-        from gmgan.train_utils import grad_norm
+        from gmgan.training import grad_norm
 
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -106,7 +106,7 @@ class GanStep:
 
     def step(self) -> dict[str, float]:
         """One iteration, as ``gmgan.train.gan`` runs it; returns its loss terms as floats."""
-        from gmgan.train_utils import frozen
+        from gmgan.training import frozen
 
         G, D, crit = self.G, self.D, self.criterion
         with torch.no_grad(), self.autocast():
@@ -134,7 +134,7 @@ class GanStep:
     def _generator_terms(self, sr: torch.Tensor, which: str) -> torch.Tensor:
         """The weighted terms of l_G (eq. 1) named by ``which`` on an SR tensor (D frozen)."""
         from gmgan.losses import generator_loss, mse_loss
-        from gmgan.train_utils import frozen
+        from gmgan.training import frozen
 
         c, hr = self.criterion, self.hr
         total = sr.new_zeros((), dtype=torch.float32)
@@ -156,7 +156,7 @@ class GanStep:
         Each part's work is what the trainer does for it; together they cover the iteration
         (see :meth:`check_decomposition`), so their sum is comparable with a whole step.
         """
-        from gmgan.train_utils import grad_norm
+        from gmgan.training import grad_norm
 
         G, D, cfg = self.G, self.D, self.cfg
         sr_fixed = self._sr_leaf().detach()
@@ -221,7 +221,7 @@ class GanStep:
         through G; grad_whole: ``GMGANLoss.generator(G(lr), hr, critic)`` backpropagated as one
         loss, as the trainer does. Equal up to float rounding when the parts cover l_G.
         """
-        from gmgan.train_utils import frozen
+        from gmgan.training import frozen
 
         G = self.G
         G.zero_grad(set_to_none=True)

@@ -425,8 +425,11 @@ def image_to_tensor(img: np.ndarray) -> torch.Tensor:
         arr = arr[:, :, None]
     if arr.ndim != 3:
         raise ValueError(f"image_to_tensor expects H x W or H x W x C, got shape {arr.shape}")
-    t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
-    return t.unsqueeze(0).to(torch.float32).div_(255.0)
+    # A new float32 array (IEEE division, as torch's): never a view of ``img``, so a
+    # read-only image (a cached benchmark image) gives a tensor without torch's warning.
+    out = np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)
+    out /= np.float32(255.0)
+    return torch.from_numpy(out).unsqueeze(0)
 
 
 def tensor_to_image(t: torch.Tensor) -> np.ndarray:

@@ -102,6 +102,14 @@ class Metric:
             return "-"
         return f"{value:.{self.digits}f}"
 
+    @property
+    def axis_label(self) -> str:
+        """The label of a plot axis or a table column: the name, then the unit and, for
+        the metrics where less is more, that reminder: ``"PSNR (dB)"``, ``"SSIM"``,
+        ``"GMSD (lower is better)"``."""
+        notes = [n for n in (self.unit, "lower is better" * self.lower_better) if n]
+        return f"{self.label} ({', '.join(notes)})" if notes else self.label
+
 
 def _same_channels(sr: np.ndarray, hr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A grey H x W image beside an RGB one repeated to H x W x 3 (R = G = B), for

@@ -308,11 +308,6 @@ def _quiet_trainer(random_vgg: bool) -> Iterator[None]:
             if random_vgg:
                 warnings.filterwarnings("ignore",
                                         message=r"PerceptualLoss\(weights=None\)")
-            # Validation turns the grey Set14 image into a tensor through a read-only
-            # numpy view (gmgan.imageio.image_to_tensor); torch warns although the
-            # tensor is only read.
-            warnings.filterwarnings("ignore",
-                                    message="The given NumPy array is not writable")
             yield
     finally:
         SETUP_LOG.setLevel(level)

@@ -1,5 +1,5 @@
 """How the trainer computes an update: the ``speed`` modes of
-:class:`~gmgan.presets.TrainConfig`.
+:class:`~gmgan.config.TrainConfig`.
 
 The maths of an update is the paper's in every mode; the modes differ in how it is
 computed:

@@ -151,7 +151,7 @@ def test_natural_pilot_recipe_and_checkpoint_generators(tmp_path):
     from benchmarks import natural_pilot as npilot
     from gmgan.checkpoint import save_checkpoint
     from gmgan.nets import RRDBNet
-    from gmgan.presets import get_preset
+    from gmgan.config import get_preset
 
     cfg = get_preset("teach", phase="gan", delta=0.02, noise_head=8, name="x",
                      val_every=7)

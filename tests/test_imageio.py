@@ -350,3 +350,19 @@ def test_list_images(tmp_path):
     (tmp_path / "d" / "sub" / "z.tif").write_bytes(b"x")
     assert [p.name for p in list_images(tmp_path / "d")] == ["a.jpg", "b.PNG", "c.bmp"]
     assert [p.name for p in list_images(tmp_path / "d", recursive=True)] == ["a.jpg", "b.PNG", "c.bmp", "z.tif"]
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (7, 5, 1), (7, 5, 3)])
+def test_image_to_tensor_of_a_read_only_image_is_silent_and_owns_its_memory(shape):
+    # cached benchmark images are read-only: torch warns on a read-only numpy view
+    img = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    img.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = image_to_tensor(img)
+    chw = img.reshape(7, 5, -1).transpose(2, 0, 1)
+    # torch's own uint8 -> float32 / 255, the reference for the values
+    expected = torch.tensor(chw.copy()).unsqueeze(0).to(torch.float32) / 255.0
+    assert torch.equal(t, expected)
+    t.add_(1.0)  # a copy: writing to the tensor leaves the image as it was
+    assert img.max() <= 255 and torch.all(t >= 1.0)

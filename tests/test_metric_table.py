@@ -105,6 +105,17 @@ def test_format_uses_the_papers_precision():
     assert get_metric("niqe").format(7.823) == "7.82"
     assert get_metric("pi").format(None) == "-"
     assert get_metric("psnr").format(float("nan")) == "-"
+
+
+def test_axis_label_names_unit_and_direction():
+    labels = {name: m.axis_label for name, m in METRIC_TABLE.items()}
+    assert labels == {
+        "psnr": "PSNR (dB)",
+        "ssim": "SSIM",
+        "gmsd": "GMSD (lower is better)",
+        "niqe": "NIQE (lower is better)",
+        "pi": "PI (lower is better)",
+    }
     assert get_metric("psnr").unit == "dB" and get_metric("ssim").unit == ""
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 
 __all__ = ["LOG", "SETUP_LOG", "messages_to", "use_stderr"]
@@ -61,16 +62,24 @@ class _CurrentStderr(logging.StreamHandler):
 
 
 class _Callback(logging.Handler):
-    """Each message (formatted ``%(message)s``) to ``write(text)``."""
+    """Each message (formatted ``%(message)s``) to ``write(text)``, wrapped to
+    ``width`` columns when one is given."""
 
-    def __init__(self, write: Callable[[str], object]) -> None:
+    def __init__(self, write: Callable[[str], object], width: int | None = None) -> None:
         super().__init__()
         self.write = write
+        self.width = width
         self.setFormatter(logging.Formatter("%(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.write(self.format(record))
+            text = self.format(record)
+            if self.width:
+                # continuation lines indented, so that a wrapped message reads as one
+                text = "\n".join(
+                    textwrap.fill(line, self.width, subsequent_indent="      ")
+                    for line in text.splitlines())
+            self.write(text)
         except Exception:  # noqa: BLE001 - logging's rule: a handler never raises
             self.handleError(record)
 
@@ -94,15 +103,19 @@ def use_stderr() -> None:
 
 
 @contextlib.contextmanager
-def messages_to(write: Callable[[str], object]) -> Iterator[None]:
+def messages_to(write: Callable[[str], object], *, width: int | None = None
+                ) -> Iterator[None]:
     """Inside the block the trainer's messages go to ``write(text)`` (one call a
     message, without a line end) instead of stderr; other handlers of ``gmgan.train``
-    stay. Example: ``with messages_to(print): train(cfg)`` prints them on stdout."""
+    stay. Example: ``with messages_to(print): train(cfg)`` prints them on stdout.
+
+    ``width``: wrap each message to this many columns (continuation lines indented by
+    six spaces), e.g. to fit a notebook's printed output to the page."""
     global _redirected
     _default_level()
     had_stderr = _STDERR in LOG.handlers
     LOG.removeHandler(_STDERR)
-    handler = _Callback(write)
+    handler = _Callback(write, width)
     LOG.addHandler(handler)
     _redirected += 1
     try:

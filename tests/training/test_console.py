@@ -82,3 +82,19 @@ def test_every_logged_step_at_debug_level(tmp_path, setup_level):
     row = '[pretrain] {"phase": "pretrain", "step": '
     assert len([line for line in lines if line.startswith(row)]) == 2
     assert any(line.startswith("training pretrain in ") for line in lines)
+
+
+def test_messages_to_wraps_to_the_width_it_is_given():
+    trainer = logging.getLogger("gmgan.train")
+    words = " ".join(f"word{i}" for i in range(40))  # about 280 characters
+    lines: list[str] = []
+    with messages_to(lines.append, width=60):
+        trainer.warning(words + "\nsecond line")
+    with messages_to(lines.append):
+        trainer.warning(words)
+    wrapped, unwrapped = lines
+    rows = wrapped.splitlines()
+    assert max(map(len, rows)) <= 60 and len(rows) >= 5
+    assert all(row.startswith("      ") for row in rows[1:-1])
+    assert rows[-1] == "second line"  # a line of its own stays one
+    assert " ".join(r.strip() for r in rows[:-1]) == words and unwrapped == words
