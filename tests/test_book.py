@@ -15,7 +15,8 @@ in Debian's Chromium through Playwright, and check what a reader would see:
   and the dark theme.
 
 - display equations that fit beside their number, and figures, tables and equations
-  numbered per chapter ("Fig. 3.2") on the notebook pages.
+  numbered per chapter ("Fig. 3.2") on the notebook pages;
+- notebook pages of a bounded length, with code toggles and dropdowns closed.
 """
 from __future__ import annotations
 
@@ -622,6 +623,7 @@ _MEASURE = r"""() => {
     .map((t) => t.textContent.trim().slice(0, 50));
   out.citations = article.querySelectorAll("a[href*='references.html#']").length;
   out.theme = document.documentElement.dataset.theme;
+  out.height = aRect.height;  // with every toggle and dropdown closed, as a page opens
   return out;
 }"""
 
@@ -717,6 +719,25 @@ def test_printed_outputs_fit_the_column(report, name):
     the table or break the line where they do not."""
     r = report(name)
     assert r["wide"] == [], f"outputs wider than the column: {r['wide'][:6]}"
+
+
+#: The longest a notebook page may be, in screens of 800 px at the 1280-px window, with its code
+#: toggles and "In depth" dropdowns closed (see test_notebook_pages_are_short).
+MAX_SCREENS = 19
+
+
+@pytest.mark.parametrize("name", [p for p in _pages() if p.startswith("notebooks/")])
+def test_notebook_pages_are_short(report, name):
+    """A chapter reads in one sitting (issue 21: d2l's sections run 5-10 screens). Plumbing code
+    (figure, table and widget set-up) is tagged ``hide-input`` and side derivations sit in
+    ``:class: dropdown`` admonitions, so a page opens at most MAX_SCREENS screens of 800 px long.
+    The bound is what the longest chapters reach with every figure and table still shown: 03 and
+    06 open at about 18.6 screens, the others at 14-17 (they ran 14-27 before the folding). A
+    page that grows past it needs its plumbing or deep dives folded, not a larger bound."""
+    r = report(name)
+    screens = r["height"] / 800
+    assert screens <= MAX_SCREENS, \
+        f"{screens:.1f} screens of 800 px (at most {MAX_SCREENS}): fold plumbing code or deep dives"
 
 
 @pytest.mark.parametrize("name_theme", [f"{n}|dark" for n in _pages()]
