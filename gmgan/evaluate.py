@@ -38,6 +38,7 @@ from gmgan.metric_table import METRIC_TABLE, UNAVAILABLE_ERRORS, Metric, get_met
 from gmgan.metrics import GREY_DEFAULT, Grey, channel_offsets, match_channel_means
 from gmgan.nets import load_generator
 from gmgan.resize import imresize
+from gmgan.stats import PairedComparison, paired_comparison
 
 __all__ = ["BICUBIC", "METRICS", "PAPER_TABLE1", "PAPER_TABLE2", "PAPER_TABLE3",
            "EvalResult", "ImageScore", "SetScores", "evaluate", "score_sets"]
@@ -139,6 +140,39 @@ class EvalResult:
         them (max - min), the chance gap that a comparison of two models must exceed."""
         values = [self.rows[(m, set_name, metric)] for m in methods]
         return float(np.mean(values)), float(np.max(values) - np.min(values))
+
+    def per_image_scores(self, method: str, sets: Iterable[str], metric: str) -> np.ndarray:
+        """One metric of one method image by image: the sets in the order given, each
+        set's images in the evaluation's order (the same for every method, so the arrays
+        of two methods pair image by image).
+
+        Raises:
+            KeyError: the method, a set or the metric was not scored (the message says
+                which).
+        """
+        values = []
+        for set_name in sets:
+            found = [r["value"] for r in self.per_image
+                     if (r["method"], r["set"], r["metric"]) == (method, set_name, metric)]
+            if not found:
+                raise KeyError(f"no per-image {metric} of {method!r} on {set_name!r} "
+                               f"(scored: {', '.join(self.methods)} on "
+                               f"{', '.join(self.sets)}; metrics {', '.join(self.metrics)})")
+            values += found
+        return np.asarray(values, np.float64)
+
+    def paired(self, a: Sequence[str], b: Sequence[str], sets: Iterable[str],
+               metric: str, level: float = 0.95) -> PairedComparison:
+        """B - A paired by seed and image (:func:`gmgan.stats.paired_comparison`):
+        ``a[s]`` and ``b[s]`` are the method names of seed s (e.g. ``"PSNR model s0"``
+        and ``"GMGAN s0"``), scored on the images of ``sets`` pooled."""
+        if len(a) != len(b):
+            raise ValueError(f"paired: {len(a)} methods in a, {len(b)} in b; give one "
+                             f"per seed on each side")
+        sets = list(sets)
+        return paired_comparison(
+            np.stack([self.per_image_scores(m, sets, metric) for m in a]),
+            np.stack([self.per_image_scores(m, sets, metric) for m in b]), level)
 
     # -- files -----------------------------------------------------------------------------
 

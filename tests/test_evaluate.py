@@ -257,3 +257,28 @@ def test_score_sets_refuses_unknown_metrics_and_wrong_sizes(data_dir):
         score_sets(_bicubic, images, ["psnr", "lpips"], border=4)
     with pytest.raises(ValueError, match=r"Set5/baby: SR shape \(508, 508, 3\) diff"):
         score_sets(lambda lr: imresize(lr, 4)[:-4, :-4], images, ["psnr"], border=4)
+
+
+def test_paired_pools_sets_pairs_images_and_names_what_is_missing(data_dir, tmp_path):
+    """Two 'seeds' of two tiny models on Set5 + Set14 (limit 2 each): the arrays pair by
+    image in one order for every method, and paired() is gmgan.stats on those arrays."""
+    from gmgan.stats import paired_comparison
+
+    models = {f"{name} s{s}": _tiny(seed) for name, seeds in (("A", (1, 2)), ("B", (3, 4)))
+              for s, seed in enumerate(seeds)}
+    result = evaluate(models, sets=["Set5", "Set14"], metrics=["psnr"], limit=2,
+                      device="cpu")
+    a0 = result.per_image_scores("A s0", ["Set5", "Set14"], "psnr")
+    assert a0.shape == (4,)
+    images = [r["image"] for r in result.per_image if r["method"] == "A s0"]
+    assert images == [r["image"] for r in result.per_image if r["method"] == "B s1"]
+    assert a0[:2].mean() == pytest.approx(result.mean("A s0", "Set5", "psnr"))
+    c = result.paired(["A s0", "A s1"], ["B s0", "B s1"], ["Set5", "Set14"], "psnr")
+    ref = paired_comparison(
+        [result.per_image_scores(f"A s{s}", ["Set5", "Set14"], "psnr") for s in (0, 1)],
+        [result.per_image_scores(f"B s{s}", ["Set5", "Set14"], "psnr") for s in (0, 1)])
+    assert c == ref and (c.n_seeds, c.n_images) == (2, 4)
+    with pytest.raises(KeyError, match="no per-image ssim of 'A s0' on 'Set5'"):
+        result.per_image_scores("A s0", ["Set5"], "ssim")
+    with pytest.raises(ValueError, match="one per seed"):
+        result.paired(["A s0"], ["B s0", "B s1"], ["Set5"], "psnr")

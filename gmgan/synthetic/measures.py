@@ -6,7 +6,8 @@
 * the structure: :func:`edge_gms` (GMSD's similarity pooled over the shapes' edges);
 * :func:`score` computes them all for one model (the pilot's and the notebook's table);
 * :func:`t_interval` (over seeds) and :func:`bootstrap_interval` (over images) give 95 %
-  intervals of paired differences.
+  intervals of paired differences; they live in :mod:`gmgan.stats` (the natural-image
+  comparisons use them too) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.stats
 import torch
 from torch import nn
 
 from gmgan.losses import gms_map, gmsd, gradient_magnitude
 from gmgan.metrics import hf_energy_ratio
 from gmgan.resize import imresize
+from gmgan.stats import bootstrap_interval, t_interval
 from gmgan.synthetic.degradation import SCALE
 from gmgan.synthetic.task import TaskBatch
 from gmgan.synthetic.texture import TextureSpectrum
@@ -207,35 +208,3 @@ def score(
         hf_texture_only=(as_np(hf_energy_ratio(sr_flat, flat.hr))
                          if sr_flat is not None else None),
     )
-
-
-def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): Student's t interval of the mean of ``values`` (1-D, at least
-    2, e.g. one paired difference per seed)."""
-    x = np.asarray(values, np.float64).ravel()
-    if x.size < 2 or not np.all(np.isfinite(x)):
-        raise ValueError(f"t_interval: need at least 2 finite values, got {x.size}")
-    half = scipy.stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1)
-    half /= np.sqrt(x.size)
-    return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
-
-
-def bootstrap_interval(
-    values, level: float = 0.95, resamples: int = 10_000, seed: int = 0
-) -> tuple[float, float, float]:
-    """(mean, low, high): percentile bootstrap interval of the mean of ``values``,
-    resampling the last axis (the images) and averaging over the rest (the seeds).
-
-    ``values``: (images,) or (seeds, images), e.g. paired differences per seed and
-    image. Seeded: the same interval at every call.
-    """
-    x = np.asarray(values, np.float64)
-    x = x.reshape(-1, x.shape[-1]).mean(axis=0) if x.ndim > 1 else x
-    if x.size < 2 or not np.all(np.isfinite(x)):
-        raise ValueError(f"bootstrap_interval: need at least 2 finite values, "
-                         f"got {x.size}")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, (resamples, x.size))].mean(axis=1)
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(x.mean()), float(low), float(high)
