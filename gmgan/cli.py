@@ -353,6 +353,19 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_score(args: argparse.Namespace) -> int:
+    """``gmgan teaching-models score``: per-image scores of the shipped models (an hour+)."""
+    from gmgan.teaching_scores import score_teaching_models, scores_path
+
+    out = args.out or scores_path(args.preset)
+    result = score_teaching_models(args.preset, sets=args.sets, metrics=args.metrics,
+                                   runs=args.runs, limit=args.limit, out=out,
+                                   progress=not args.no_progress)
+    print(result.to_table(layout="long"))
+    print(f"wrote {len(result.per_image)} per-image scores to {out}", file=sys.stderr)
+    return 0
+
+
 def cmd_models_train(args: argparse.Namespace) -> int:
     """``gmgan teaching-models train``: train every teaching model (hours on a CPU)."""
     from gmgan.experiments import SEEDS, train_teaching_models
@@ -564,6 +577,22 @@ def _add_teaching_models_parser(sub, debug: argparse.ArgumentParser) -> None:
                         parents=[debug])
     q.set_defaults(func=cmd_models_list)
     q.add_argument("--preset", default="teach", help="preset folder (teach)")
+    q = msub.add_parser("score", help="score the shipped models image by image on "
+                        "BSD100 + Urban100 (an hour or more on a CPU)",
+                        formatter_class=_Formatter, parents=[debug])
+    q.set_defaults(func=cmd_models_score)
+    q.add_argument("--preset", default="teach", help="preset folder (teach)")
+    q.add_argument("--sets", nargs="+", default=["BSD100", "Urban100"],
+                   help="benchmark sets")
+    q.add_argument("--metrics", nargs="+", default=["psnr", "ssim", "gmsd", "niqe", "hf"],
+                   help="metrics")
+    q.add_argument("--runs", nargs="+", default=None,
+                   help="run names (default: every shipped run)")
+    q.add_argument("--limit", type=_count(1), default=None,
+                   help="only the first N images of each set")
+    q.add_argument("--out", default=None,
+                   help="CSV to write (default: gmgan/teaching_models/scores/PRESET.csv)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
     q = msub.add_parser("train", help="train every model the notebooks compare (3 "
                         "seeds each; hours on a CPU)", formatter_class=_Formatter,
                         parents=[debug])

@@ -205,10 +205,22 @@ class EvalResult:
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike) -> EvalResult:
-        """Read a file written by :meth:`to_csv` (set means; ``per_image`` stays empty)."""
+        """Read a file written by :meth:`to_csv`: set means (``per_image`` stays empty), or
+        per-image scores (``per_image=True``; the set means are computed from them).
+
+        Raises:
+            ValueError: a file of neither kind (the message names it and its columns).
+        """
         result = cls()
         with open(path, newline="") as f:
-            for rec in csv.DictReader(f):
+            reader = csv.DictReader(f)
+            columns = reader.fieldnames or []
+            if columns == ["method", "set", "image", "metric", "value"]:
+                return cls._from_per_image(list(reader))
+            if columns != ["method", "set", "metric", "mean", "n", "note"]:
+                raise ValueError(f"{path}: not a file of EvalResult.to_csv (columns "
+                                 f"{', '.join(columns) or 'none'})")
+            for rec in reader:
                 method, set_name, metric = rec["method"], rec["set"], rec["metric"]
                 for seq, item in ((result.methods, method), (result.sets, set_name),
                                   (result.metrics, metric)):
@@ -219,6 +231,27 @@ class EvalResult:
                     result.rows[(method, set_name, metric)] = float(rec["mean"])
                 elif rec["note"].startswith("unavailable: "):
                     result.unavailable[metric] = rec["note"][len("unavailable: "):]
+        return result
+
+    @classmethod
+    def _from_per_image(cls, records: list[dict[str, str]]) -> EvalResult:
+        """The result of per-image CSV records (method, set, image, metric, value)."""
+        result = cls()
+        values: dict[tuple[str, str, str], list[float]] = {}
+        images: dict[tuple[str, str], set[str]] = {}
+        for rec in records:
+            method, set_name, metric = rec["method"], rec["set"], rec["metric"]
+            for seq, item in ((result.methods, method), (result.sets, set_name),
+                              (result.metrics, metric)):
+                if item not in seq:
+                    seq.append(item)
+            value = float(rec["value"])
+            result.per_image.append({"method": method, "set": set_name, "image": rec["image"],
+                                     "metric": metric, "value": value})
+            values.setdefault((method, set_name, metric), []).append(value)
+            images.setdefault((method, set_name), set()).add(rec["image"])
+        result.rows = {key: float(np.mean(v)) for key, v in values.items()}
+        result.counts = {key: len(names) for key, names in images.items()}
         return result
 
     def to_dict(self) -> dict[str, Any]:

@@ -427,6 +427,8 @@ def image_to_tensor(img: np.ndarray) -> torch.Tensor:
         raise ValueError(f"image_to_tensor expects H x W or H x W x C, got shape {arr.shape}")
     # A new float32 array (IEEE division, as torch's): never a view of ``img``, so a
     # read-only image (a cached benchmark image) gives a tensor without torch's warning.
+    # numpy on purpose: a torch op on a training patch is big enough for torch's thread
+    # pool, and with ``num_workers=0`` on a busy CPU that made each patch ~100x slower.
     out = np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)
     out /= np.float32(255.0)
     return torch.from_numpy(out).unsqueeze(0)

@@ -16,10 +16,14 @@ ssim    Y of BT.601 YCbCr (MATLAB ssim_index)   cropped  needed     higher  x.xx
 gmsd    luminance, the whole image              kept     needed     lower   x.xxxx
 niqe    Y (pyiqa, PIRM's settings)              cropped  none       lower   x.xx
 pi      Y (pyiqa): ((10 - Ma) + NIQE) / 2       cropped  none       lower   x.xx
+hf      luminance power above Nyquist/4 vs HR   kept     needed     (1)     x.xx
 ======  ======================================  =======  =========  ======  ========
 
 "border" is the ``border`` argument of :meth:`Metric.score`: the scale factor (4) by the
 SR custom (PIRM's for NIQE and PI); GMSD always sees the whole image, as in the paper.
+``hf`` (:func:`gmgan.metrics.hf_energy_ratio`) is not the paper's: the share of HR's
+high-frequency energy that SR has (1 = as much), the measure of drawn texture; its
+Hann window already fades the border out.
 """
 from __future__ import annotations
 
@@ -133,6 +137,11 @@ METRIC_TABLE: dict[str, Metric] = {
                on_y=False, crops_border=True, digits=2),
         Metric("pi", metrics.pi, "PI", lower_better=True, full_reference=False,
                on_y=False, crops_border=True, digits=2),
+        # Not one of the paper's: how much fine detail SR draws, relative to HR's (1 = as
+        # much; a blurred image scores below 1, added noise above). "Higher" is better only
+        # up to 1; tables print it for the texture a GAN adds, not to rank models.
+        Metric("hf", metrics.hf_energy_ratio, "HF ratio", lower_better=False,
+               full_reference=True, on_y=False, crops_border=False, digits=2),
     )
 }
 

@@ -30,11 +30,13 @@ def _nchw(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None]
 
 
-def test_the_table_lists_the_five_metrics_of_the_paper_in_table_order():
-    assert list(METRIC_TABLE) == ["psnr", "ssim", "gmsd", "niqe", "pi"]
+def test_the_table_lists_the_five_metrics_of_the_paper_in_table_order_then_hf():
+    assert list(METRIC_TABLE) == ["psnr", "ssim", "gmsd", "niqe", "pi", "hf"]
     labels = [m.label for m in METRIC_TABLE.values()]
-    assert labels == ["PSNR", "SSIM", "GMSD", "NIQE", "PI"]
-    assert all(m.function is getattr(metrics, m.name) for m in METRIC_TABLE.values())
+    assert labels == ["PSNR", "SSIM", "GMSD", "NIQE", "PI", "HF ratio"]
+    functions = {**{n: n for n in METRIC_TABLE}, "hf": "hf_energy_ratio"}
+    assert all(m.function is getattr(metrics, functions[m.name])
+               for m in METRIC_TABLE.values())
 
 
 def test_lower_better_says_which_way_a_worse_image_moves(data_dir):
@@ -104,6 +106,7 @@ def test_format_uses_the_papers_precision():
     assert get_metric("gmsd").format(0.084249) == "0.0842"
     assert get_metric("niqe").format(7.823) == "7.82"
     assert get_metric("pi").format(None) == "-"
+    assert get_metric("hf").format(0.5249) == "0.52"
     assert get_metric("psnr").format(float("nan")) == "-"
 
 
@@ -115,12 +118,13 @@ def test_axis_label_names_unit_and_direction():
         "gmsd": "GMSD (lower is better)",
         "niqe": "NIQE (lower is better)",
         "pi": "PI (lower is better)",
+        "hf": "HF ratio",
     }
     assert get_metric("psnr").unit == "dB" and get_metric("ssim").unit == ""
 
 
 def test_unknown_metric_is_named_with_the_known_ones():
-    known = "psnr, ssim, gmsd, niqe, pi"
+    known = "psnr, ssim, gmsd, niqe, pi, hf"
     with pytest.raises(ValueError, match=f"unknown metric 'lpips'; known: {known}"):
         get_metric("lpips")
     with pytest.raises(ValueError, match="unknown metric 'PSNR'"):

@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from gmgan.data.prepare import dihedral, image_size
-from gmgan.imageio import list_images, read_image
+from gmgan.imageio import image_to_tensor, list_images, read_image
 
 __all__ = ["DEFAULT_CACHE_FRACTION", "ImageCache", "PatchPairs", "build_loader", "default_cache_bytes",
            "infinite_batches", "memory_limit_bytes"]
@@ -101,16 +101,6 @@ class ImageCache:
         lr.setflags(write=False)
         self._pairs[key] = (hr, lr)
         self.nbytes += size
-
-
-def _to_tensor(img: np.ndarray) -> torch.Tensor:
-    """uint8 HxWx3 -> float32 3xHxW in [0, 1] (``img / 255``).
-
-    Done in numpy on purpose: a torch op on a 128x128x3 patch is big enough for torch's thread
-    pool, and with ``num_workers=0`` on a busy CPU that made each patch ~100x slower."""
-    out = np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)
-    out /= np.float32(255.0)
-    return torch.from_numpy(out)
 
 
 Pair = tuple[torch.Tensor, torch.Tensor]
@@ -349,7 +339,7 @@ class PatchPairs(Dataset):
         hr_patch = hr[s * y:s * (y + p), s * x:s * (x + p)]
         if self.augment:
             lr_patch, hr_patch = dihedral(lr_patch, k), dihedral(hr_patch, k)
-        return _to_tensor(lr_patch), _to_tensor(hr_patch)
+        return image_to_tensor(lr_patch)[0], image_to_tensor(hr_patch)[0]
 
     def __repr__(self) -> str:
         return (f"PatchPairs({len(self.pairs)} images from {self.hr_dir}, length={self.length}, "

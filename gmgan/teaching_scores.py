@@ -1,0 +1,151 @@
+"""Per-image scores of the shipped teaching models on large test sets, made once and shipped.
+
+Notebooks 07 and 08 compare models paired by seed and image. Their live evaluation fits a
+5-minute notebook only on a few dozen images; the comparisons the field expects pool BSD100
+and Urban100 (200 images, many of them large). Scoring every shipped model on those takes
+an hour or more on a CPU, so :func:`score_teaching_models` does it once, by command::
+
+    gmgan teaching-models score                 # BSD100 + Urban100, psnr ssim gmsd niqe hf
+
+and writes every score of every image to ``gmgan/teaching_models/scores/<preset>.csv``
+(:meth:`gmgan.evaluate.EvalResult.to_csv` with ``per_image=True``). The notebooks read it
+with :func:`load_teaching_scores` and re-score a few images live
+(:func:`spot_check`), so the file cannot drift from the models beside it.
+
+Methods are named by their run folder (``"psnr-s0"``, ``"gmgan-no-lq-s2"``), plus
+``"Bicubic"``.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gmgan.evaluate import BICUBIC, EvalResult, evaluate
+from gmgan.runs import SHIPPED_DIR, load_run
+
+__all__ = [
+    "POOLED_METRICS",
+    "POOLED_SETS",
+    "load_teaching_scores",
+    "scores_path",
+    "score_teaching_models",
+    "shipped_generators",
+    "spot_check",
+]
+
+#: The sets the shipped scores pool: 100 natural photographs and 100 urban scenes.
+POOLED_SETS: tuple[str, ...] = ("BSD100", "Urban100")
+#: What they score: the paper's three (NIQE the no-reference one; PI needs Ma et al.'s model,
+#: which is not available offline) and the high-frequency energy ratio (texture).
+POOLED_METRICS: tuple[str, ...] = ("psnr", "ssim", "gmsd", "niqe", "hf")
+
+
+def scores_path(preset: str = "teach") -> Path:
+    """Where the shipped scores of ``preset``'s models live."""
+    return SHIPPED_DIR / "scores" / f"{preset}.csv"
+
+
+def shipped_generators(preset: str = "teach") -> dict[str, Path]:
+    """``{run name: final moving-average generator file}`` of every shipped run of ``preset``,
+    sorted by name.
+
+    Raises:
+        FileNotFoundError: no shipped run of ``preset`` (the message names the folder).
+    """
+    folder = SHIPPED_DIR / preset
+    runs = sorted(p for p in folder.glob("*") if (p / "run.json").is_file())
+    if not runs:
+        raise FileNotFoundError(f"no shipped {preset!r} models in {folder}")
+    return {p.name: load_run(p, shipped=True).generator_path(ema=True) for p in runs}
+
+
+def score_teaching_models(preset: str = "teach", *, sets: Iterable[str] = POOLED_SETS,
+                          metrics: Iterable[str] = POOLED_METRICS,
+                          runs: Sequence[str] | None = None, limit: int | None = None,
+                          out: str | os.PathLike | None = None,
+                          progress: bool = True) -> EvalResult:
+    """Score bicubic and the shipped models of ``preset`` image by image; write the CSV.
+
+    Args:
+        preset: the shipped models' preset folder.
+        sets, metrics: as :func:`gmgan.evaluate.evaluate` takes them.
+        runs: run names to score (default: every shipped run).
+        limit: only the first N images of each set (a quick check; the shipped file has all).
+        out: the CSV to write (default :func:`scores_path`; None keeps that default).
+        progress: a progress bar on stderr.
+
+    Returns:
+        the :class:`gmgan.evaluate.EvalResult`, per-image scores included.
+    """
+    generators = shipped_generators(preset)
+    if runs is not None:
+        missing = [r for r in runs if r not in generators]
+        if missing:
+            raise ValueError(f"no shipped {preset!r} run named {', '.join(missing)}; "
+                             f"shipped: {', '.join(generators)}")
+        generators = {r: generators[r] for r in runs}
+    models = {BICUBIC: None, **{name: str(path) for name, path in generators.items()}}
+    result = evaluate(models, sets=sets, metrics=metrics, limit=limit, device="cpu",
+                      progress=progress)
+    result.to_csv(out if out is not None else scores_path(preset), per_image=True)
+    return result
+
+
+def load_teaching_scores(preset: str = "teach",
+                         path: str | os.PathLike | None = None) -> EvalResult:
+    """The shipped per-image scores (:func:`scores_path`), with set means recomputed.
+
+    Raises:
+        FileNotFoundError: no scores file; the message gives the command that makes it.
+    """
+    path = Path(path) if path is not None else scores_path(preset)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no per-image scores at {path}; make them with "
+            f"`gmgan teaching-models score --preset {preset}` (an hour or more on a CPU)")
+    return EvalResult.from_csv(path)
+
+
+def spot_check(scores: EvalResult, images: int = 2, *, runs: Sequence[str] | None = None,
+               sets: Iterable[str] | None = None, tolerance: float = 1e-3,
+               preset: str = "teach") -> float:
+    """Score the first ``images`` images of each set again, live, and compare with ``scores``.
+
+    Args:
+        scores: what :func:`load_teaching_scores` read.
+        images: images per set to re-score.
+        runs: the methods to re-score (default: every one in ``scores``; ``"Bicubic"`` is
+            re-scored as bicubic).
+        sets: default: every set in ``scores``.
+        tolerance: the largest difference allowed, relative to the value's size (at least 1):
+            NIQE's and the spectra's sums may round differently on another CPU.
+
+    Returns:
+        the largest relative difference found.
+
+    Raises:
+        AssertionError: a score differs by more than ``tolerance``, naming method, set,
+            image and metric.
+    """
+    sets = list(sets) if sets is not None else list(scores.sets)
+    methods = list(runs) if runs is not None else list(scores.methods)
+    generators = shipped_generators(preset)
+    models = {m: (None if m == BICUBIC else str(generators[m])) for m in methods}
+    again = evaluate(models, sets=sets, metrics=scores.metrics, limit=images, device="cpu")
+    stored = {(r["method"], r["set"], r["image"], r["metric"]): r["value"]
+              for r in scores.per_image}
+    worst = 0.0
+    for r in again.per_image:
+        key = (r["method"], r["set"], r["image"], r["metric"])
+        if key not in stored:
+            raise AssertionError(f"the shipped scores lack {key}")
+        diff = abs(r["value"] - stored[key]) / max(1.0, abs(stored[key]))
+        if not np.isfinite(diff) or diff > tolerance:
+            raise AssertionError(
+                f"{key}: live {r['value']!r}, shipped {stored[key]!r} (the scores file is "
+                f"older than the models? `gmgan teaching-models score` remakes it)")
+        worst = max(worst, diff)
+    return worst

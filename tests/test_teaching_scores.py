@@ -1,0 +1,86 @@
+"""Tests of gmgan.teaching_scores: scoring shipped models image by image, the CSV round
+trip with per-image rows, the live spot check, and the errors that name what is missing."""
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from gmgan.cli import main
+from gmgan.evaluate import EvalResult, evaluate
+from gmgan.teaching_scores import (
+    load_teaching_scores,
+    score_teaching_models,
+    shipped_generators,
+    spot_check,
+)
+
+
+def test_per_image_csv_round_trip_keeps_scores_and_recomputes_means(data_dir, tmp_path):
+    result = evaluate({"Bicubic": None}, sets=["Set5"], metrics=["psnr", "hf"], limit=3)
+    back = EvalResult.from_csv(result.to_csv(tmp_path / "s.csv", per_image=True))
+    assert back.per_image == result.per_image
+    assert (back.methods, back.sets, back.metrics) == (["Bicubic"], ["Set5"], ["psnr", "hf"])
+    assert back.counts == {("Bicubic", "Set5"): 3}
+    for metric in ("psnr", "hf"):
+        assert math.isclose(back.mean("Bicubic", "Set5", metric),
+                            result.mean("Bicubic", "Set5", metric), rel_tol=1e-12)
+    # bicubic draws little fine detail: well below HR's high-frequency energy
+    assert 0 < back.mean("Bicubic", "Set5", "hf") < 0.3
+
+
+def test_from_csv_refuses_a_file_of_another_kind(tmp_path):
+    path = tmp_path / "other.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="other.csv: not a file of EvalResult.to_csv"):
+        EvalResult.from_csv(path)
+
+
+def test_shipped_generators_are_the_moving_averages_of_every_run():
+    generators = shipped_generators("teach")
+    assert "psnr-s0" in generators and "gmgan-s0" in generators
+    assert all(path.name == "G_ema.safetensors" and path.is_file()
+               for path in generators.values())
+    with pytest.raises(FileNotFoundError, match="no shipped 'nope' models"):
+        shipped_generators("nope")
+
+
+def test_score_then_spot_check_and_a_stale_file_is_caught(data_dir, tmp_path):
+    out = tmp_path / "teach.csv"
+    scores = score_teaching_models(runs=["psnr-s0"], sets=["Set5"], metrics=["psnr", "hf"],
+                                   limit=2, out=out, progress=False)
+    assert scores.methods == ["Bicubic", "psnr-s0"]
+    loaded = load_teaching_scores(path=out)
+    assert len(loaded.per_image) == 2 * 2 * 2  # methods x images x metrics
+    # the PSNR model beats bicubic in PSNR and draws more fine detail on both images
+    for metric in ("psnr", "hf"):
+        model = loaded.per_image_scores("psnr-s0", ["Set5"], metric)
+        bicubic = loaded.per_image_scores("Bicubic", ["Set5"], metric)
+        assert (model > bicubic).all(), metric
+    assert spot_check(loaded, images=1) < 1e-9
+    # a file that no longer matches its models is named, with the command that remakes it
+    rows = list(csv.reader(out.open()))
+    rows[-1][-1] = repr(float(rows[-1][-1]) * 1.5)  # the last score: psnr-s0, image 2, hf
+    with out.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    stale = load_teaching_scores(path=out)
+    with pytest.raises(AssertionError, match=r"psnr-s0.*hf.*gmgan teaching-models score"):
+        spot_check(stale, images=2)
+
+
+def test_missing_scores_and_unknown_runs_say_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="gmgan teaching-models score --preset teach"):
+        load_teaching_scores(path=tmp_path / "none.csv")
+    with pytest.raises(ValueError, match="no shipped 'teach' run named gmgan-s9"):
+        score_teaching_models(runs=["gmgan-s9"], out=tmp_path / "x.csv", progress=False)
+
+
+def test_cli_scores_one_run(data_dir, tmp_path, capsys):
+    out = tmp_path / "cli.csv"
+    code = main(["teaching-models", "score", "--runs", "psnr-s0", "--sets", "Set5",
+                 "--metrics", "psnr", "--limit", "1", "--out", str(out), "--no-progress"])
+    assert code == 0
+    assert "wrote 2 per-image scores" in capsys.readouterr().err
+    assert EvalResult.from_csv(out).counts == {("Bicubic", "Set5"): 1,
+                                               ("psnr-s0", "Set5"): 1}
