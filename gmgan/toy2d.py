@@ -538,8 +538,8 @@ def train_all(
     out_dir: str | Path,
     *,
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
-    steps: int = 500,
-    every: int = 50,
+    steps: int = 2000,
+    every: int = 100,
     lr_scale: float = 10.0,
     hidden: int = 128,
     datasets: tuple[str, ...] = DATASETS,
@@ -560,7 +560,7 @@ def train_all(
       under ``"<data>/<kind>/<seed>"``.
 
     Returns the content of ``metrics.json``. Command line:
-    ``python -m gmgan.toy2d OUT_DIR --seeds 0 1 2 3 4 --steps 500 --every 50``.
+    ``python -m gmgan.toy2d OUT_DIR --seeds 0 1 2 3 4 --steps 2000 --every 100``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -678,8 +678,8 @@ def _main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=train_all.__doc__.splitlines()[0])
     parser.add_argument("out_dir")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--every", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--every", type=int, default=100)
     parser.add_argument("--lr-scale", type=float, default=10.0)
     parser.add_argument("--hidden", type=int, default=128)
     args = parser.parse_args(argv)
