@@ -9,7 +9,6 @@ chooses ``colab`` on a CUDA device and ``teach`` on a CPU. Re-exported by
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import types
 
@@ -138,8 +137,9 @@ def estimate_seconds(cfg: TrainConfig, device: str = "cpu") -> float | None:
         per_update = table.get(phase)
         if per_update is None:
             return None
-        ref = dataclasses.replace(reference, perceptual_layer=cfg.perceptual_layer) if phase == "gan" else reference
-        ratio = phase_flops(cfg, phase) / phase_flops(ref, phase)
+        # The VGG19 layer counts too: conv5_4 on the teach preset's 48-px patches is 2.8x the
+        # FLOPs of its conv2_2 update, and it measured 2.4x the seconds (issue 19's pilots).
+        ratio = phase_flops(cfg, phase) / phase_flops(reference, phase)
         total += cfg.iters(phase) * per_update * ratio
     return total
 

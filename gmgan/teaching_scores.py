@@ -30,8 +30,8 @@ __all__ = [
     "POOLED_METRICS",
     "POOLED_SETS",
     "load_teaching_scores",
-    "scores_path",
     "score_teaching_models",
+    "scores_path",
     "shipped_generators",
     "spot_check",
 ]
