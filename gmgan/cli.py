@@ -443,9 +443,10 @@ def _add_eval_parser(sub, debug: argparse.ArgumentParser) -> None:
                         "each")
     p.add_argument("--sets", nargs="+", default=["Set5", "Set14", "BSD100"],
                    help="benchmark sets: Set5 Set14 BSD100 Urban100")
-    metrics = ["psnr", "ssim", "gmsd", "niqe", "pi"]
-    p.add_argument("--metrics", nargs="+", default=metrics, choices=metrics,
-                   metavar="METRIC", help="any of psnr ssim gmsd niqe pi")
+    metrics = ["psnr", "ssim", "gmsd", "niqe", "pi"]  # the paper's
+    p.add_argument("--metrics", nargs="+", default=metrics, choices=[*metrics, "hf"],
+                   metavar="METRIC", help="any of psnr ssim gmsd niqe pi (the paper's) and "
+                   "hf (high-frequency energy relative to HR)")
     p.add_argument("--limit", type=_count(1), default=None,
                    help="first N images of each set only")
     p.add_argument("--no-bicubic", action="store_true",
@@ -585,7 +586,8 @@ def _add_teaching_models_parser(sub, debug: argparse.ArgumentParser) -> None:
     q.add_argument("--sets", nargs="+", default=["BSD100", "Urban100"],
                    help="benchmark sets")
     q.add_argument("--metrics", nargs="+", default=["psnr", "ssim", "gmsd", "niqe", "hf"],
-                   help="metrics")
+                   choices=["psnr", "ssim", "gmsd", "niqe", "pi", "hf"], metavar="METRIC",
+                   help="any of psnr ssim gmsd niqe pi hf")
     q.add_argument("--runs", nargs="+", default=None,
                    help="run names (default: every shipped run)")
     q.add_argument("--limit", type=_count(1), default=None,

@@ -173,6 +173,18 @@ def test_eval_command_set5(data_dir, tmp_path, weights, capsys):
     assert f"{bicubic_psnr:.2f}" in rows["Bicubic"]
 
 
+def test_eval_takes_the_high_frequency_ratio_beside_the_papers_metrics(data_dir, tmp_path,
+                                                                      capsys):
+    json_path = tmp_path / "hf.json"
+    code = main(["eval", "--sets", "Set5", "--metrics", "psnr", "hf", "--limit", "1",
+                 "--layout", "long", "--json", str(json_path), "--no-progress"])
+    assert code == 0
+    hf = [r["mean"] for r in json.loads(json_path.read_text())["rows"] if r["metric"] == "hf"]
+    assert len(hf) == 1 and 0 < hf[0] < 0.3  # bicubic: little fine detail
+    assert main(["eval", "--metrics", "lpips"]) == 2
+    assert "invalid choice: 'lpips'" in capsys.readouterr().err
+
+
 def test_eval_scores_grey_set14_as_rgb_by_default_and_says_so(data_dir, capsys):
     """One convention for the grey Set14 image (bridge) everywhere: R = G = B, which gives the
     data README's bicubic Set14 26.09 dB (GMGAN's Table 1: 26.10); the table header names it.
