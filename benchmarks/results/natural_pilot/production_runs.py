@@ -1,0 +1,37 @@
+"""The production runs of issue 19: the new phase-2 recipe, trained model by model.
+
+    GMGAN_DATA=... GMGAN_DERIVED=/work/runs/derived OMP_NUM_THREADS=1 \
+        nice -n 10 python benchmarks/results/natural_pilot/production_runs.py VARIANT SEED
+
+VARIANT: gmgan | gmgan-no-lq | x1 | imagenet-like | textures (the last three: notebook 08's
+Table 3 sets); SEED 0, 1 or 2. Each run goes through gmgan.runs.ensure_run into
+GMGAN_DERIVED/models/teach/<run name>, from the shipped PSNR model of its seed: a stopped run
+(SIGTERM writes a checkpoint; a killed one has one every 100 updates) resumes from it when the
+same command runs again, and a finished one holds run.json for export_run once the teach preset
+carries RECIPE (see README.md, "Fourth session").
+"""
+import sys
+from gmgan.experiments import SHIPPED_DIR, run_name, table3_sets, teaching_config
+from gmgan.runs import ensure_run
+
+RECIPE = dict(gan_iters=4000, gan_lr=2e-4, gan_lr_halve_every=1500, critic_lr=1e-3, delta=0.1,
+              perceptual_layer="conv5_4", ema_decay=0.997, noise_inject=True, speed="fast",
+              ckpt_every=100, keep_last=2)
+variant, seed = sys.argv[1], int(sys.argv[2])
+if len(sys.argv) > 3:
+    RECIPE["gan_iters"] = int(sys.argv[3])
+parent = SHIPPED_DIR / "teach" / f"psnr-s{seed}" / "pretrain" / "G_ema.safetensors"
+extra, kind = {}, "gmgan"
+if variant == "gmgan-no-lq":
+    kind = "gmgan-no-lq"
+elif variant in ("x1", "imagenet-like", "textures"):
+    sets = {ts.paper_row: ts for ts in table3_sets("teach").values()}
+    ts = sets[{"x1": "DF2K", "imagenet-like": "ImageNet", "textures": "DF2K + OST"}[variant]]
+    extra = {"augment8": ts.augment8}
+    if ts.train_set != "T91":
+        extra["train_set"] = ts.train_set
+cfg = teaching_config(kind, seed=seed, pretrained_g=parent, **extra, **RECIPE)
+name = run_name(kind, train_set=extra.get("train_set"), seed=seed, augment8=extra.get("augment8"))
+print(f"{name}: {cfg.gan_iters} updates", flush=True)
+run = ensure_run(name, cfg, preset="teach", parent=None, threads=1, retrain=True)
+print(f"{name}: done in {run.run_dir}", flush=True)
