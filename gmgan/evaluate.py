@@ -221,17 +221,21 @@ class EvalResult:
                 raise ValueError(f"{path}: not a file of EvalResult.to_csv (columns "
                                  f"{', '.join(columns) or 'none'})")
             for rec in reader:
-                method, set_name, metric = rec["method"], rec["set"], rec["metric"]
-                for seq, item in ((result.methods, method), (result.sets, set_name),
-                                  (result.metrics, metric)):
-                    if item not in seq:
-                        seq.append(item)
+                method, set_name, metric = result._note_order(rec)
                 result.counts[(method, set_name)] = int(rec["n"])
                 if rec["mean"]:
                     result.rows[(method, set_name, metric)] = float(rec["mean"])
                 elif rec["note"].startswith("unavailable: "):
                     result.unavailable[metric] = rec["note"][len("unavailable: "):]
         return result
+
+    def _note_order(self, rec: dict[str, str]) -> tuple[str, str, str]:
+        """A CSV record's (method, set, metric), each added to the table's order when new."""
+        key = rec["method"], rec["set"], rec["metric"]
+        for seq, item in zip((self.methods, self.sets, self.metrics), key):
+            if item not in seq:
+                seq.append(item)
+        return key
 
     @classmethod
     def _from_per_image(cls, records: list[dict[str, str]]) -> EvalResult:
@@ -240,11 +244,7 @@ class EvalResult:
         values: dict[tuple[str, str, str], list[float]] = {}
         images: dict[tuple[str, str], set[str]] = {}
         for rec in records:
-            method, set_name, metric = rec["method"], rec["set"], rec["metric"]
-            for seq, item in ((result.methods, method), (result.sets, set_name),
-                              (result.metrics, metric)):
-                if item not in seq:
-                    seq.append(item)
+            method, set_name, metric = result._note_order(rec)
             value = float(rec["value"])
             result.per_image.append({"method": method, "set": set_name, "image": rec["image"],
                                      "metric": metric, "value": value})
