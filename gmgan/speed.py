@@ -37,7 +37,13 @@ repeats the uninterrupted one bit for bit within one mode. ``torch.compile`` sta
 separate, opt-in ``compile`` field: the convolutions, 85 % of a teach update on the
 project's 2-core CPU (torch.profiler), run in oneDNN with or without it. Measured once
 (teach phase 1, fast mode, 1 thread, load average 3.5), compiling took 91 s and the
-compiled update was slower: 466 ms against 409 ms eager.
+compiled update was slower: 466 ms against 409 ms eager. Also measured and not adopted:
+splitting the batch across two worker threads of one intra-op thread each (data
+parallelism inside the process, the parts' gradients averaged). A bare RRDB-2 forward and
+backward ran about 1.2x faster so, but in the real trainer's update (teach, 2 threads,
+interleaved against the unsplit fast update, three rounds) it sped phase 1 up by
+0.97-0.99x and phase 2 by 1.03-1.07x: not worth threads, pre-drawn noise and a second
+gradient path.
 
 :func:`gmgan.experiments.teaching_config` picks ``reference``: the book's teaching runs
 repeat the shipped models' logs.
