@@ -165,10 +165,12 @@ class TrainConfig:
     # -- added after the shipped teaching models (gmgan.runs keeps them out of a config
     #    key while they hold their defaults, so the old keys stay valid)
     noise_inject: bool = _f(False, "StyleGAN noise inputs in the generator's upsampled "
-                                   "feature maps (gmgan.nets.RRDBNet); phase 2 adds "
-                                   "them to a phase-1 model without")
+                                   "feature maps (gmgan.nets.RRDBNet), a phase-2 option: "
+                                   "phase 1 trains without, phase 2 adds them")
     noise_head: int = _f(0, "channels of an additive HR noise head in the generator "
-                            "(0: none; gmgan.nets.RRDBNet)")
+                            "(0: none; gmgan.nets.RRDBNet), a phase-2 option like noise_inject")
+    gan_ema_decay: float | None = _f(None, "phase 2's moving-average decay if it differs from "
+                                           "ema_decay (None: ema_decay)")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -204,6 +206,8 @@ class TrainConfig:
                    "two numbers in [0, 1)")
         _check(self.noise_head >= 0, "noise_head", self.noise_head, ">= 0")
         _check(0 <= self.ema_decay < 1, "ema_decay", self.ema_decay, "in [0, 1)")
+        _check(self.gan_ema_decay is None or 0 <= self.gan_ema_decay < 1, "gan_ema_decay",
+               self.gan_ema_decay, "None (ema_decay) or in [0, 1)")
         _check(self.val_limit is None or self.val_limit >= 1, "val_limit", self.val_limit,
                "None (all images) or >= 1")
         _check(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device) is not None, "device",
@@ -222,6 +226,15 @@ class TrainConfig:
     def phases(self) -> list[str]:
         """The phases to run, in order: ``["pretrain"]``, ``["gan"]`` or ``["pretrain", "gan"]``."""
         return ["pretrain", "gan"] if self.phase == "both" else [self.phase]
+
+    def ema_decay_of(self, phase: str) -> float:
+        """The generator's moving-average decay in ``phase``: ``gan_ema_decay`` in
+        ``"gan"`` where it is set, else ``ema_decay`` (0: no moving average)."""
+        if phase not in ("pretrain", "gan"):
+            raise ValueError(f"phase must be 'pretrain' or 'gan'; got {phase!r}")
+        if phase == "gan" and self.gan_ema_decay is not None:
+            return self.gan_ema_decay
+        return self.ema_decay
 
     def iters(self, phase: str) -> int:
         """The generator updates of ``phase``: ``pretrain_iters`` for ``"pretrain"``,

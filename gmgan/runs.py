@@ -69,10 +69,10 @@ _MECHANICS = frozenset({"name", "out_dir", "resume", "device", "num_workers", "p
 _PRETRAIN_ONLY = frozenset({"pretrain_iters", "pretrain_lr", "pretrain_lr_halve_every", "pretrain_betas"})
 # Fields added after the shipped models were trained: in a key only where they differ
 # from these defaults, so that the keys of the runs made before them stay the same.
-_KEY_ONLY_IF_SET: dict[str, Any] = {"noise_inject": False, "noise_head": 0}
+_KEY_ONLY_IF_SET: dict[str, Any] = {"noise_inject": False, "noise_head": 0, "gan_ema_decay": None}
 _GAN_ONLY = frozenset({"gan_iters", "gan_lr", "critic_lr", "gan_lr_halve_every", "gan_betas", "pretrained_g", "n_critic",
                        "alpha", "beta", "gamma", "delta", "lam", "perceptual_layer", "perceptual_weights", "balance_random_vgg",
-                       "d_num_feat", "d_norm"})
+                       "d_num_feat", "d_norm", "noise_inject", "noise_head", "gan_ema_decay"})
 
 #: The teaching models shipped with the package
 #: (``gmgan/teaching_models/<preset>/<run name>``): finished runs of the ``teach``
@@ -123,6 +123,12 @@ def config_key(cfg: TrainConfig) -> dict[str, Any]:
         skip |= _GAN_ONLY
     key = {k: v for k, v in cfg.to_dict().items() if k not in skip
            and not (k in _KEY_ONLY_IF_SET and v == _KEY_ONLY_IF_SET[k])}
+    # The moving average as each phase uses it: a phase-2-only run's ema_decay is phase 2's,
+    # however it was written (ema_decay, or gan_ema_decay over another ema_decay).
+    if phases == ["gan"]:
+        key["ema_decay"] = cfg.ema_decay_of("gan")
+    if key.get("gan_ema_decay") == key.get("ema_decay") or phases == ["gan"]:
+        key.pop("gan_ema_decay", None)
     for name in ("pretrained_g", "train_set"):
         if name in key:
             key[name] = _portable_path(key[name])

@@ -43,7 +43,10 @@ parallelism inside the process, the parts' gradients averaged). A bare RRDB-2 fo
 backward ran about 1.2x faster so, but in the real trainer's update (teach, 2 threads,
 interleaved against the unsplit fast update, three rounds) it sped phase 1 up by
 0.97-0.99x and phase 2 by 1.03-1.07x: not worth threads, pre-drawn noise and a second
-gradient path.
+gradient path. Nor did cheaper convolutions for the frozen VGG19 of l_P, three quarters of
+a conv5_4 update, beat oneDNN (forward and input gradient, batch 16, one thread, against
+oneDNN channels-last): Winograd F(2x2, 3x3) written in torch operations was 1.2x faster on
+the 512-channel 6x6 layers but 0.2-0.65x on the others, and im2col + GEMM 0.2-1.1x.
 
 :func:`gmgan.experiments.teaching_config` picks ``reference``: the book's teaching runs
 repeat the shipped models' logs.

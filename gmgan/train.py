@@ -116,11 +116,15 @@ class TrainResult:
 
 # ---------------------------------------------------------------------- building blocks
 
-def build_generator(cfg: TrainConfig) -> RRDBNet:
-    """A freshly initialised RRDBNet of the configured size."""
+def build_generator(cfg: TrainConfig, phase: str = "gan") -> RRDBNet:
+    """A freshly initialised RRDBNet of the configured size, as ``phase`` trains it: the
+    noise options (``noise_inject``, ``noise_head``) only in phase 2. Phase 1 trains the
+    noise-free generator (the pixel MSE would only learn to switch a noise input off), and
+    phase 2 adds them to it with zero strength (:func:`initial_generator`)."""
+    noise = phase == "gan"
     return RRDBNet(3, 3, num_feat=cfg.num_feat, num_block=cfg.num_block, num_grow=cfg.num_grow,
-                   scale=cfg.scale, noise_inject=cfg.noise_inject,
-                   noise_head=cfg.noise_head)
+                   scale=cfg.scale, noise_inject=noise and cfg.noise_inject,
+                   noise_head=cfg.noise_head if noise else 0)
 
 
 def pretrained_path(cfg: TrainConfig, env: Env) -> Path:
@@ -280,7 +284,7 @@ def pretrain_session(cfg: TrainConfig, env: Env, stop: GracefulStop) -> PhaseSes
     """Phase 1 set up (networks, optimiser, resume): the update on the pixel MSE only."""
     plan = speed_plan(cfg, env)
     torch.manual_seed(cfg.seed)
-    G = env.place(build_generator(cfg))
+    G = env.place(build_generator(cfg, "pretrain"))
     _to_format(plan, G)
     opt_g = plan.adam(G.parameters(), lr=cfg.pretrain_lr, betas=cfg.pretrain_betas)
     run = _phase_run("pretrain", plan.apply(cfg), env, stop, nets={"G": G},

@@ -69,6 +69,7 @@ def test_yaml_may_name_a_preset():
     ({"channels_last": "maybe"}, "channels_last must be true or false"),
     ({"pretrain_lr": "fast"}, "pretrain_lr must be a number"),
     ({"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
+    ({"gan_ema_decay": -0.5}, r"gan_ema_decay must be None \(ema_decay\) or in \[0, 1\)"),
     ({"device": "tpu"}, "device must be"),
     ({"perceptual_layer": "conv6_1"}, "perceptual_layer must be one of"),
     ({"name": "a/b"}, "name must be"),
@@ -133,6 +134,16 @@ def test_iters_of_a_phase():
     assert (cfg.iters("pretrain"), cfg.iters("gan")) == (7, 3)
     with pytest.raises(ValueError, match="must be 'pretrain' or 'gan'; got 'both'"):
         cfg.iters("both")
+
+
+def test_the_moving_average_of_each_phase():
+    cfg = get_preset("teach", ema_decay=0.995)
+    assert (cfg.ema_decay_of("pretrain"), cfg.ema_decay_of("gan")) == (0.995, 0.995)
+    cfg = get_preset("teach", ema_decay=0.995, gan_ema_decay=0.997)
+    assert (cfg.ema_decay_of("pretrain"), cfg.ema_decay_of("gan")) == (0.995, 0.997)
+    assert get_preset("teach", gan_ema_decay="0").ema_decay_of("gan") == 0  # no EMA
+    with pytest.raises(ValueError, match="got 'both'"):
+        cfg.ema_decay_of("both")
 
 
 @pytest.mark.parametrize("weights, beta, mode", [

@@ -115,6 +115,23 @@ def test_the_trainer_start_up_line_is_quiet_only_inside_ensure_run(cache, capsys
     assert setup_log.level == before
 
 
+def test_a_phase_keys_only_what_it_uses(cache):
+    """The noise options and gan_ema_decay are phase-2 fields: a phase-1 run's key leaves
+    them out (its model is the same). A phase-2 run keys the moving average it uses, however
+    the configuration writes it."""
+    psnr = tiny(phase="pretrain")
+    for other in ({"noise_inject": True}, {"noise_head": 8}, {"gan_ema_decay": 0.9}):
+        assert runs.config_key(apply_overrides(psnr, other)) == runs.config_key(psnr), other
+    gan = tiny(phase="gan", pretrained_g="<models>/teach/psnr/G.safetensors", ema_decay=0.997)
+    split = apply_overrides(gan, {"ema_decay": 0.995, "gan_ema_decay": 0.997})
+    assert runs.config_key(split) == runs.config_key(gan)
+    assert runs.config_key(gan)["ema_decay"] == 0.997 and "gan_ema_decay" not in runs.config_key(gan)
+    both = tiny(phase="both", ema_decay=0.995)
+    assert "gan_ema_decay" not in runs.config_key(both)
+    assert runs.config_key(apply_overrides(both, {"gan_ema_decay": 0.995})) == runs.config_key(both)
+    assert runs.config_key(apply_overrides(both, {"gan_ema_decay": 0.997}))["gan_ema_decay"] == 0.997
+
+
 def test_noise_fields_enter_the_key_only_when_set(cache):
     """The noise inputs (issue 19) came after the shipped models: at their defaults they
     are not in a key (the shipped keys stay valid), set they are (another model)."""

@@ -101,6 +101,21 @@ def test_fp16_gradient_penalty_gets_the_critics_grad_scaler(tmp_path, monkeypatc
     assert all(np.isfinite(r["gp"]) for r in result.history if r["phase"] == "gan")
 
 
+def test_phase_2_averages_with_its_own_decay(tmp_path, monkeypatch):
+    """gan_ema_decay sets phase 2's moving average; phase 1 keeps ema_decay."""
+    seen = {}
+    real_init = tu.EMA.__init__
+
+    def init(self, model, decay):
+        seen.setdefault(decay, 0)
+        seen[decay] += 1
+        real_init(self, model, decay)
+
+    monkeypatch.setattr(tu.EMA, "__init__", init)
+    train(tiny(tmp_path, pretrain_iters=1, gan_iters=1, ema_decay=0.9, gan_ema_decay=0.5))
+    assert seen == {0.9: 1, 0.5: 1}
+
+
 def test_gan_starts_from_the_pretrained_ema_generator(tmp_path):
     result = train(tiny(tmp_path, pretrain_iters=2, gan_iters=0))
     start, ema = _weights(result.weights["gan"]["G"]), _weights(result.weights["pretrain"]["G_ema"])
@@ -550,8 +565,10 @@ def test_gan_with_noise_starts_from_a_plain_phase1_model_and_resumes_exactly(
     noise weights are added, trained (they move) and saved; a run stopped after its
     checkpoint and resumed ends with the same weights as one uninterrupted run (the
     noise is drawn from the per-step seed)."""
-    parent = train(tiny(tmp_path, name="parent", phase="pretrain", pretrain_iters=2))
+    # Phase 1 trains the plain generator even when the noise options are set.
+    parent = train(tiny(tmp_path, name="parent", phase="pretrain", pretrain_iters=2, **noise))
     plain = parent.weights["pretrain"]["G_ema"]
+    assert "noise" not in " ".join(load_generator(plain).config)
     straight = train(tiny(tmp_path, name="straight", phase="gan",
                           pretrained_g=str(plain), perceptual_weights="none", **noise))
     model = load_generator(straight.weights["gan"]["G"])

@@ -84,7 +84,7 @@ class PhaseRun:
 
     ``run.nets[name]`` is the network to call for training (wrapped), ``run.raw[name]`` the plain
     module (for frozen use and saving), ``run.ema`` the EMA of ``"G"`` (``None`` if
-    ``cfg.ema_decay`` is 0). ``total``: the phase's updates (default
+    the phase's decay, ``cfg.ema_decay_of(phase)``, is 0). ``total``: the phase's updates (default
     ``cfg.iters(phase)``); ``dataset_factory(seed)``: the training pairs of the phase,
     cropped with that seed.
     """
@@ -106,7 +106,8 @@ class PhaseRun:
         # disabled, it passes everything through unchanged.
         self.scalers = {k: torch.amp.GradScaler(env.device.type, enabled=cfg.amp == "fp16")
                         for k in optimizers}
-        self.ema = EMA(self.raw["G"], cfg.ema_decay) if cfg.ema_decay > 0 else None
+        decay = cfg.ema_decay_of(phase)
+        self.ema = EMA(self.raw["G"], decay) if decay > 0 else None
         self.start = 0
         self.bad_in_a_row = 0
         self._step_bad = False
