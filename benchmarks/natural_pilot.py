@@ -25,6 +25,9 @@ update: the cost of the recipe, not of the run's validation or checkpoints.
 
 Writes ``<out>/natural_pilot.md`` (a table) and ``natural_pilot.jsonl`` (one line per
 generator, with the recipe: the config fields that differ from the ``teach`` preset).
+
+``--collect`` gathers every record of ``benchmarks/results/natural_pilot`` into the file the
+package ships for notebook 06 (:func:`gmgan.teaching_scores.load_pilots`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -40,9 +44,9 @@ import numpy as np
 import torch
 
 from gmgan import metrics
+from gmgan.config import TrainConfig, get_preset
 from gmgan.data import load_benchmark
 from gmgan.nets import load_generator
-from gmgan.config import TrainConfig, get_preset
 from gmgan.training.validation import super_resolve
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "natural_pilot"
@@ -76,6 +80,34 @@ def recipe(cfg: TrainConfig) -> dict:
         for k, v in cfg.to_dict().items()
         if k not in _NOT_RECIPE and base.get(k) != v
     }
+
+
+#: The fields of a record the package ships (gmgan.teaching_scores.load_pilots).
+SHIPPED_FIELDS = ("run", "model", "updates", "images", "recipe", "hf_median", "niqe_mean",
+                  "psnr_bsd", "psnr_set5", "colour_max_abs")
+
+
+def collect(records: Path = DEFAULT_OUT, out: Path | None = None) -> Path:
+    """Every record in ``records`` (its ``*.jsonl``, in name order: the order they were made)
+    as the one file the package ships, ``gmgan/teaching_models/pilots/teach.jsonl``, each
+    row with ``source`` (its file's stem) and ``images`` (the BSD100 images it was scored
+    on, from the title of the table beside it). Returns the file written."""
+    from gmgan.teaching_scores import pilots_path
+
+    out = pilots_path("teach") if out is None else out
+    rows = []
+    for path in sorted(records.glob("*.jsonl")):
+        title = path.with_suffix(".md").read_text().splitlines()[0]
+        found = re.search(r"BSD100 first (\d+) images", title)
+        if found is None:
+            raise ValueError(f"{path.with_suffix('.md')}: no 'BSD100 first N images' in its title")
+        for line in path.read_text().splitlines():
+            record = {**json.loads(line), "images": int(found.group(1))}
+            rows.append({"source": path.stem,
+                         **{k: record.get(k) for k in SHIPPED_FIELDS}})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return out
 
 
 def _rgb(img: np.ndarray) -> np.ndarray:
@@ -291,6 +323,8 @@ def main(argv: list[str] | None = None) -> None:
         "--raw", action="store_true", help="score the raw G as well as G_ema"
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--collect", action="store_true",
+                        help="only gather the records of --out into the package's pilots file")
     parser.add_argument("--stem", default="natural_pilot")
     parser.add_argument(
         "--time-recipes",
@@ -300,6 +334,9 @@ def main(argv: list[str] | None = None) -> None:
         help="only time N phase-2 updates of each of TIMING_RECIPES",
     )
     args = parser.parse_args(argv)
+    if args.collect:
+        print(f"wrote {collect(args.out)}")
+        return
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.time_recipes:

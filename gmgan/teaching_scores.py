@@ -14,12 +14,18 @@ with :func:`load_teaching_scores` and re-score a few images live
 
 Methods are named by their run folder (``"psnr-s0"``, ``"gmgan-no-lq-s2"``), plus
 ``"Bicubic"``.
+
+The pilot runs that chose the preset's phase-2 recipe were scored the same way, on fewer
+images, by ``python -m benchmarks.natural_pilot``; their records ship too
+(:func:`load_pilots`), so that notebook 06 can show what was tried.
 """
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +35,10 @@ from gmgan.runs import SHIPPED_DIR, load_run
 __all__ = [
     "POOLED_METRICS",
     "POOLED_SETS",
+    "describe_recipe",
+    "load_pilots",
     "load_teaching_scores",
+    "pilots_path",
     "score_teaching_models",
     "scores_path",
     "shipped_generators",
@@ -92,6 +101,54 @@ def score_teaching_models(preset: str = "teach", *, sets: Iterable[str] = POOLED
                       progress=progress)
     result.to_csv(out if out is not None else scores_path(preset), per_image=True)
     return result
+
+
+def pilots_path(preset: str = "teach") -> Path:
+    """Where the records of the pilot runs of ``preset``'s recipe live."""
+    return SHIPPED_DIR / "pilots" / f"{preset}.jsonl"
+
+
+def load_pilots(preset: str = "teach") -> list[dict[str, Any]]:
+    """The pilot runs that chose ``preset``'s phase-2 recipe, oldest first: one dict per
+    scored generator.
+
+    Keys: ``source`` (the record's file in ``benchmarks/results/natural_pilot``), ``run``,
+    ``model`` (``"gan/G_ema@1497"``: phase, the moving average or the raw ``G``, and the
+    checkpoint's update where it is not the run's end; ``"-"`` for bicubic), ``updates``,
+    ``images`` (the first N BSD100 images scored), ``recipe`` (the configuration fields that
+    differed from the teach preset of the time, :func:`describe_recipe`), and the scores:
+    ``hf_median`` (HF ratio, median over the images), ``niqe_mean``, ``psnr_bsd`` and
+    ``psnr_set5`` (dB, on Y, 4-px border), ``colour_max_abs`` (the largest mean SR - HR of a
+    channel on Set5, grey levels). Made by ``python -m benchmarks.natural_pilot --collect``.
+
+    Raises:
+        FileNotFoundError: no records for ``preset`` (the message names the file).
+    """
+    path = pilots_path(preset)
+    if not path.is_file():
+        raise FileNotFoundError(f"no pilot records at {path}; gather them with "
+                                f"`python -m benchmarks.natural_pilot --collect`")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+#: How :func:`describe_recipe` says a configuration field; ``{}`` takes the value.
+_RECIPE_WORDS = {
+    "delta": "delta {:g}", "perceptual_layer": "l_P at {}", "gan_lr": "lr {:g}",
+    "gan_lr_halve_every": "halved every {}", "ema_decay": "EMA {:g}",
+    "gan_ema_decay": "EMA {:g}", "noise_inject": "noise inputs",
+    "noise_head": "HR noise head ({} channels)", "critic_lr": "critic lr {:g}",
+}
+
+
+def describe_recipe(recipe: Mapping[str, Any]) -> str:
+    """A pilot's recipe as a reader says it, e.g. ``"delta 0.1, l_P at conv5_4, noise
+    inputs, lr 0.0002, halved every 1500, EMA 0.999"``; the phase and the run's length
+    (``gan_iters``, shown as updates) are left out, and ``"teach preset"`` is a recipe
+    that changes nothing else."""
+    words = [_RECIPE_WORDS.get(k, k.replace("_", " ") + " {}").format(v)
+             for k, v in recipe.items() if k not in ("phase", "gan_iters", "pretrain_iters")
+             and v is not False]
+    return ", ".join(words) or "teach preset"
 
 
 def load_teaching_scores(preset: str = "teach",

@@ -10,7 +10,10 @@ import pytest
 from gmgan.cli import main
 from gmgan.evaluate import EvalResult, evaluate
 from gmgan.teaching_scores import (
+    describe_recipe,
+    load_pilots,
     load_teaching_scores,
+    pilots_path,
     score_teaching_models,
     shipped_generators,
     spot_check,
@@ -84,3 +87,33 @@ def test_cli_scores_one_run(data_dir, tmp_path, capsys):
     assert "wrote 2 per-image scores" in capsys.readouterr().err
     assert EvalResult.from_csv(out).counts == {("Bicubic", "Set5"): 1,
                                                ("psnr-s0", "Set5"): 1}
+
+
+def test_the_shipped_pilot_records_are_the_benchmark_records(tmp_path):
+    """The package's copy (notebook 06) is what ``benchmarks.natural_pilot --collect``
+    makes from the records in benchmarks/results/natural_pilot, and it reads back."""
+    from benchmarks.natural_pilot import collect
+
+    made = collect(out=tmp_path / "teach.jsonl")
+    assert made.read_text() == pilots_path("teach").read_text()
+    pilots = load_pilots("teach")
+    assert {p["images"] for p in pilots} == {30, 100}
+    psnr = next(p for p in pilots if p["run"] == "psnr-s0" and p["images"] == 100)
+    assert psnr["model"] == "pretrain/G_ema" and 0 < psnr["hf_median"] < 0.3
+
+
+def test_a_recipe_reads_as_words():
+    recipe = {"phase": "gan", "gan_iters": 4000, "gan_lr": 2e-4, "delta": 0.1,
+              "perceptual_layer": "conv5_4", "noise_inject": True, "ema_decay": 0.999}
+    assert describe_recipe(recipe) == (
+        "lr 0.0002, delta 0.1, l_P at conv5_4, noise inputs, EMA 0.999")
+    assert describe_recipe({"phase": "pretrain"}) == "teach preset"
+    assert describe_recipe({"n_critic": 5}) == "n critic 5"
+
+
+def test_missing_pilot_records_say_how_to_make_them(monkeypatch, tmp_path):
+    import gmgan.teaching_scores as ts
+
+    monkeypatch.setattr(ts, "SHIPPED_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match="benchmarks.natural_pilot --collect"):
+        load_pilots("teach")
