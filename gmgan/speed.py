@@ -35,9 +35,11 @@ computed:
 Every mode is deterministic on a CPU for a given number of threads, and a resumed run
 repeats the uninterrupted one bit for bit within one mode. ``torch.compile`` stays the
 separate, opt-in ``compile`` field: the convolutions, 85 % of a teach update on the
-project's 2-core CPU (torch.profiler), run in oneDNN with or without it. Measured once
-(teach phase 1, fast mode, 1 thread, load average 3.5), compiling took 91 s and the
-compiled update was slower: 466 ms against 409 ms eager. Also measured and not adopted:
+project's 2-core CPU (torch.profiler), run in oneDNN with or without it. Measured on
+teach's phase 1 in fast mode: with 1 thread (load average 3.5) compiling took 91 s and
+the compiled update was slower, 466 ms against 409 ms eager; with 2 threads on a quiet
+machine, interleaved against eager in three rounds, compiling and two updates took 49 s
+and the compiled update ran at 0.89-0.96x of eager's speed. Also measured and not adopted:
 splitting the batch across two worker threads of one intra-op thread each (data
 parallelism inside the process, the parts' gradients averaged). A bare RRDB-2 forward and
 backward ran about 1.2x faster so, but in the real trainer's update (teach, 2 threads,
