@@ -230,8 +230,7 @@ class TrainConfig:
     def ema_decay_of(self, phase: str) -> float:
         """The generator's moving-average decay in ``phase``: ``gan_ema_decay`` in
         ``"gan"`` where it is set, else ``ema_decay`` (0: no moving average)."""
-        if phase not in ("pretrain", "gan"):
-            raise ValueError(f"phase must be 'pretrain' or 'gan'; got {phase!r}")
+        _check_phase(phase)
         if phase == "gan" and self.gan_ema_decay is not None:
             return self.gan_ema_decay
         return self.ema_decay
@@ -239,11 +238,8 @@ class TrainConfig:
     def iters(self, phase: str) -> int:
         """The generator updates of ``phase``: ``pretrain_iters`` for ``"pretrain"``,
         ``gan_iters`` for ``"gan"``. Raises ``ValueError`` for another name."""
-        if phase == "pretrain":
-            return self.pretrain_iters
-        if phase == "gan":
-            return self.gan_iters
-        raise ValueError(f"phase must be 'pretrain' or 'gan'; got {phase!r}")
+        _check_phase(phase)
+        return self.pretrain_iters if phase == "pretrain" else self.gan_iters
 
     @property
     def perceptual_mode(self) -> str:
@@ -311,6 +307,12 @@ class TrainConfig:
 
 #: ``perceptual_weights`` values that switch the perceptual loss off.
 _NO_PERCEPTUAL = frozenset({"none", "off", "false"})
+
+
+def _check_phase(phase: str) -> None:
+    """A ``ValueError`` unless ``phase`` names one phase (``"pretrain"`` or ``"gan"``)."""
+    if phase not in ("pretrain", "gan"):
+        raise ValueError(f"phase must be 'pretrain' or 'gan'; got {phase!r}")
 
 
 def _check(ok: bool, name: str, value: Any, want: str) -> None:

@@ -124,11 +124,13 @@ def config_key(cfg: TrainConfig) -> dict[str, Any]:
     key = {k: v for k, v in cfg.to_dict().items() if k not in skip
            and not (k in _KEY_ONLY_IF_SET and v == _KEY_ONLY_IF_SET[k])}
     # The moving average as each phase uses it: a phase-2-only run's ema_decay is phase 2's,
-    # however it was written (ema_decay, or gan_ema_decay over another ema_decay).
+    # however it was written (ema_decay, or gan_ema_decay over another ema_decay); a run of
+    # both phases keys gan_ema_decay only where it differs from ema_decay.
     if phases == ["gan"]:
         key["ema_decay"] = cfg.ema_decay_of("gan")
-    if key.get("gan_ema_decay") == key.get("ema_decay") or phases == ["gan"]:
         key.pop("gan_ema_decay", None)
+    elif key.get("gan_ema_decay") == key["ema_decay"]:
+        key.pop("gan_ema_decay")
     for name in ("pretrained_g", "train_set"):
         if name in key:
             key[name] = _portable_path(key[name])
