@@ -590,6 +590,9 @@ def evaluate(models: Mapping[str, ModelSpec] | None = None,
         device: where models run (None: CUDA if available for checkpoint paths; a module stays
             where it is).
         tile: tile side in LR pixels for :func:`gmgan.infer.upscale` (None: whole images).
+            Every image is super-resolved with torch's generator seeded with 0 (``upscale``'s
+            ``seed``), so a generator with noise inputs scores the same whichever methods
+            and images came before it.
         grey: how single-channel images (Set14 ``bridge``) enter PSNR / SSIM: ``"as_rgb"`` (the
             default, as everywhere in gmgan: R = G = B, GMGAN's Table 1, Set14 bicubic 26.09 dB
             against the published 26.10) or ``"as_y"`` (the ESRGAN / EDSR convention, 25.99 dB

@@ -282,7 +282,8 @@ def _resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
 def upscale(model: ModelLike, image: Image, *, tile: int | None = None, overlap: int = 16,
             half: bool | str = False, device: str | torch.device | None = None,
             batch_tiles: int = 1,
-            progress: Callable[[int, int], None] | None = None, clamp: bool = True) -> Image:
+            progress: Callable[[int, int], None] | None = None, clamp: bool = True,
+            seed: int | None = 0) -> Image:
     """Super-resolve an image with a generator, optionally tile by tile; same kind of image out.
 
     Args:
@@ -313,6 +314,12 @@ def upscale(model: ModelLike, image: Image, *, tile: int | None = None, overlap:
         progress: called as ``progress(done, total)`` after each batch of tiles.
         clamp: clip tensor and float outputs to [0, 1] (the model's raw output is unbounded);
             integer outputs are always clipped.
+        seed: torch's random generator is seeded with it for this call and restored afterwards,
+            so that a generator with noise inputs (:class:`gmgan.nets.RRDBNet` with
+            ``noise_inject`` or ``noise_head``) gives the same output for the same input,
+            whatever ran before (the scores of :func:`gmgan.evaluate.evaluate` depend on it).
+            None draws from torch's global generator and advances it, as the model does when
+            called directly. Models without noise are unaffected.
 
     Returns:
         numpy input: an array of the input's dtype, (s*H) x (s*W) [x C] with the input's channel
@@ -329,6 +336,8 @@ def upscale(model: ModelLike, image: Image, *, tile: int | None = None, overlap:
             (non-finite weights, or an fp16 overflow with ``half``).
     """
     _check_tiling(tile, overlap)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"upscale: seed must be an int or None, got {seed!r}")
     if isinstance(batch_tiles, bool) or not isinstance(batch_tiles, int) or batch_tiles < 1:
         raise ValueError(f"batch_tiles must be a positive int, got {batch_tiles!r}")
     model = _as_model(model, device)
@@ -340,8 +349,14 @@ def upscale(model: ModelLike, image: Image, *, tile: int | None = None, overlap:
 
     was_training = model.training
     model.eval()
+    # fork_rng restores the caller's random state: seeding here must not change what the
+    # caller's next random draw is.
+    rng_devices = [run_device] if run_device.type == "cuda" else []
     try:
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=rng_devices,
+                                                    enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
             if isinstance(image, torch.Tensor):
                 return _upscale_tensor(model, image, run, clip)
             if isinstance(image, np.ndarray):

@@ -282,3 +282,17 @@ def test_paired_pools_sets_pairs_images_and_names_what_is_missing(data_dir, tmp_
         result.per_image_scores("A s0", ["Set5"], "ssim")
     with pytest.raises(ValueError, match="one per seed"):
         result.paired(["A s0"], ["B s0", "B s1"], ["Set5"], "psnr")
+
+
+def test_noise_generator_scores_do_not_depend_on_what_ran_before(data_dir):
+    torch.manual_seed(1)
+    noisy = RRDBNet(num_feat=8, num_block=1, num_grow=4, noise_inject=True)
+    with torch.no_grad():
+        noisy.noise_strength_up1.fill_(1.0)
+        noisy.noise_strength_up2.fill_(1.0)
+    alone = evaluate({"noisy": noisy}, sets=["Set5"], metrics=["psnr"], limit=2)
+    torch.rand(10)
+    after = evaluate({"other": RRDBNet(num_feat=8, num_block=1, num_grow=4), "noisy": noisy},
+                     sets=["Set5"], metrics=["psnr"], limit=2)
+    assert np.array_equal(after.per_image_scores("noisy", ["Set5"], "psnr"),
+                          alone.per_image_scores("noisy", ["Set5"], "psnr"))
