@@ -91,23 +91,30 @@ def collect(records: Path = DEFAULT_OUT, out: Path | None = None) -> Path:
     """Every record in ``records`` (its ``*.jsonl``, in name order: the order they were made)
     as the one file the package ships, ``gmgan/teaching_models/pilots/teach.jsonl``, each
     row with ``source`` (its file's stem) and ``images`` (the BSD100 images it was scored
-    on, from the title of the table beside it). Returns the file written."""
+    on: the row's own field; records older than that field take it from the title of the
+    table beside them). Returns the file written."""
     from gmgan.teaching_scores import pilots_path
 
     out = pilots_path("teach") if out is None else out
     rows = []
     for path in sorted(records.glob("*.jsonl")):
-        title = path.with_suffix(".md").read_text().splitlines()[0]
-        found = re.search(r"BSD100 first (\d+) images", title)
-        if found is None:
-            raise ValueError(f"{path.with_suffix('.md')}: no 'BSD100 first N images' in its title")
         for line in path.read_text().splitlines():
-            record = {**json.loads(line), "images": int(found.group(1))}
+            record = json.loads(line)
+            if record.get("images") is None:
+                record["images"] = _images_from_title(path.with_suffix(".md"))
             rows.append({"source": path.stem,
                          **{k: record.get(k) for k in SHIPPED_FIELDS}})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return out
+
+
+def _images_from_title(table: Path) -> int:
+    """The BSD100 image count in the title of a record's table ("BSD100 first N images")."""
+    found = re.search(r"BSD100 first (\d+) images", table.read_text().splitlines()[0])
+    if found is None:
+        raise ValueError(f"{table}: no 'BSD100 first N images' in its title")
+    return int(found.group(1))
 
 
 def _rgb(img: np.ndarray) -> np.ndarray:
@@ -365,7 +372,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     if args.bicubic:
         rows.append(
-            {"run": "bicubic", "model": "-", "recipe": {}, **score(None, bsd, set5)}
+            {"run": "bicubic", "model": "-", "recipe": {}, "images": len(bsd),
+             **score(None, bsd, set5)}
         )
         print(rows[-1], flush=True)
     for spec in args.run:
@@ -390,6 +398,7 @@ def main(argv: list[str] | None = None) -> None:
                 "model": model_name,
                 "recipe": recipe(cfg),
                 "updates": step or _updates(folder, phase),
+                "images": len(bsd),
                 "cpu_s_per_update": seconds,
                 **score(load_generator(weights), bsd, set5),
                 "score_s": round(time.perf_counter() - start, 1),

@@ -3,6 +3,7 @@ trip with per-image rows, the live spot check, and the errors that name what is 
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import pytest
@@ -100,6 +101,22 @@ def test_the_shipped_pilot_records_are_the_benchmark_records(tmp_path):
     assert {p["images"] for p in pilots} == {30, 100}
     psnr = next(p for p in pilots if p["run"] == "psnr-s0" and p["images"] == 100)
     assert psnr["model"] == "pretrain/G_ema" and 0 < psnr["hf_median"] < 0.3
+
+
+def test_collect_takes_a_rows_image_count_else_its_tables_title(tmp_path):
+    from benchmarks.natural_pilot import collect
+
+    records = tmp_path / "records"
+    records.mkdir()
+    row = {"run": "r", "model": "gan/G_ema", "updates": 10, "recipe": {}, "hf_median": 0.5}
+    (records / "a_new.jsonl").write_text(json.dumps({**row, "images": 7}) + "\n")
+    (records / "b_old.jsonl").write_text(json.dumps(row) + "\n")
+    (records / "b_old.md").write_text("# Natural-image pilots: BSD100 first 30 images, Set5\n")
+    made = [json.loads(x) for x in collect(records, tmp_path / "t.jsonl").read_text().splitlines()]
+    assert [(r["source"], r["images"]) for r in made] == [("a_new", 7), ("b_old", 30)]
+    (records / "b_old.md").write_text("# something else\n")
+    with pytest.raises(ValueError, match="b_old.md: no 'BSD100 first N images'"):
+        collect(records, tmp_path / "t.jsonl")
 
 
 def test_a_recipe_reads_as_words():
