@@ -360,7 +360,7 @@ def cmd_models_score(args: argparse.Namespace) -> int:
     out = args.out or scores_path(args.preset)
     result = score_teaching_models(args.preset, sets=args.sets, metrics=args.metrics,
                                    runs=args.runs, limit=args.limit, out=out,
-                                   progress=not args.no_progress)
+                                   update=args.update, progress=not args.no_progress)
     print(result.to_table(layout="long"))
     print(f"wrote {len(result.per_image)} per-image scores to {out}", file=sys.stderr)
     return 0
@@ -594,6 +594,8 @@ def _add_teaching_models_parser(sub, debug: argparse.ArgumentParser) -> None:
                    help="only the first N images of each set")
     q.add_argument("--out", default=None,
                    help="CSV to write (default: gmgan/teaching_models/scores/PRESET.csv)")
+    q.add_argument("--update", action="store_true",
+                   help="keep the file's other scores; replace only those of --runs")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
     q = msub.add_parser("train", help="train every model the notebooks compare (3 "
                         "seeds each; hours on a CPU)", formatter_class=_Formatter,

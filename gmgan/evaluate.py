@@ -216,7 +216,7 @@ class EvalResult:
             reader = csv.DictReader(f)
             columns = reader.fieldnames or []
             if columns == ["method", "set", "image", "metric", "value"]:
-                return cls._from_per_image(list(reader))
+                return cls.from_per_image(list(reader))
             if columns != ["method", "set", "metric", "mean", "n", "note"]:
                 raise ValueError(f"{path}: not a file of EvalResult.to_csv (columns "
                                  f"{', '.join(columns) or 'none'})")
@@ -238,8 +238,9 @@ class EvalResult:
         return key
 
     @classmethod
-    def _from_per_image(cls, records: list[dict[str, str]]) -> EvalResult:
-        """The result of per-image CSV records (method, set, image, metric, value)."""
+    def from_per_image(cls, records: Iterable[Mapping[str, Any]]) -> EvalResult:
+        """The result of per-image records (dicts with method, set, image, metric, value; the
+        value a number or its text), in their order; the set means are computed from them."""
         result = cls()
         values: dict[tuple[str, str, str], list[float]] = {}
         images: dict[tuple[str, str], set[str]] = {}

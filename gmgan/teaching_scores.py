@@ -74,7 +74,7 @@ def shipped_generators(preset: str = "teach") -> dict[str, Path]:
 def score_teaching_models(preset: str = "teach", *, sets: Iterable[str] = POOLED_SETS,
                           metrics: Iterable[str] = POOLED_METRICS,
                           runs: Sequence[str] | None = None, limit: int | None = None,
-                          out: str | os.PathLike | None = None,
+                          out: str | os.PathLike | None = None, update: bool = False,
                           progress: bool = True) -> EvalResult:
     """Score bicubic and the shipped models of ``preset`` image by image; write the CSV.
 
@@ -84,10 +84,18 @@ def score_teaching_models(preset: str = "teach", *, sets: Iterable[str] = POOLED
         runs: run names to score (default: every shipped run).
         limit: only the first N images of each set (a quick check; the shipped file has all).
         out: the CSV to write (default :func:`scores_path`; None keeps that default).
+        update: keep the scores already in ``out`` and replace only those of the runs scored
+            now (bicubic is scored only when the file lacks it): models scored one by one as
+            they finish make one file. The file must hold the same sets, metrics and images.
         progress: a progress bar on stderr.
 
     Returns:
-        the :class:`gmgan.evaluate.EvalResult`, per-image scores included.
+        the :class:`gmgan.evaluate.EvalResult` written (with ``update``, the whole file),
+        per-image scores included.
+
+    Raises:
+        ValueError: an unknown run name; with ``update``, a file of other sets, metrics or
+            images (the message names the file and what differs).
     """
     generators = shipped_generators(preset)
     if runs is not None:
@@ -96,11 +104,43 @@ def score_teaching_models(preset: str = "teach", *, sets: Iterable[str] = POOLED
             raise ValueError(f"no shipped {preset!r} run named {', '.join(missing)}; "
                              f"shipped: {', '.join(generators)}")
         generators = {r: generators[r] for r in runs}
+    path = Path(out) if out is not None else scores_path(preset)
+    sets, metrics = list(sets), list(metrics)
+    old = _scores_to_update(path, sets, metrics) if update else None
     models = {BICUBIC: None, **{name: str(path) for name, path in generators.items()}}
+    if old is not None and BICUBIC in old.methods:
+        del models[BICUBIC]
     result = evaluate(models, sets=sets, metrics=metrics, limit=limit, device="cpu",
                       progress=progress)
-    result.to_csv(out if out is not None else scores_path(preset), per_image=True)
+    if old is not None:
+        kept = [r for r in old.per_image if r["method"] not in models]
+        # Bicubic first, then the runs by name; each method's rows keep their order.
+        merged = sorted(kept + result.per_image, key=lambda r: (r["method"] != BICUBIC,
+                                                                 r["method"]))
+        result = EvalResult.from_per_image(merged)
+        images = {set_name: {n for (_, s), n in result.counts.items() if s == set_name}
+                  for set_name in sets}
+        if any(len(counts) > 1 for counts in images.values()):
+            raise ValueError(f"{path}: its images are not those scored now (images per "
+                             f"method: {images}); score with the same limit, or write a "
+                             f"new file")
+    result.to_csv(path, per_image=True)
     return result
+
+
+def _scores_to_update(path: Path, sets: list[str], metrics: list[str]) -> EvalResult | None:
+    """The per-image scores in ``path`` (None if there is no file), checked to be of
+    ``sets`` and ``metrics``."""
+    if not path.is_file():
+        return None
+    old = EvalResult.from_csv(path)
+    if not old.per_image:
+        raise ValueError(f"{path} holds set means, not per-image scores: cannot update it")
+    if set(old.sets) != set(sets) or set(old.metrics) != set(metrics):
+        raise ValueError(f"{path} holds sets {', '.join(old.sets)} and metrics "
+                         f"{', '.join(old.metrics)}, not {', '.join(sets)} and "
+                         f"{', '.join(metrics)}: updating would mix them")
+    return old
 
 
 def pilots_path(preset: str = "teach") -> Path:

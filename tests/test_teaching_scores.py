@@ -134,3 +134,26 @@ def test_missing_pilot_records_say_how_to_make_them(monkeypatch, tmp_path):
     monkeypatch.setattr(ts, "SHIPPED_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match="benchmarks.natural_pilot --collect"):
         load_pilots("teach")
+
+
+def test_update_scores_run_by_run_into_one_file(data_dir, tmp_path, capsys):
+    """Models scored one by one (``--update``) make the file that scoring them together
+    makes: bicubic once, the other runs' rows kept, a run scored again replaced."""
+    together = score_teaching_models(runs=["psnr-s0", "psnr-s1"], sets=["Set5"],
+                                     metrics=["psnr"], limit=2, out=tmp_path / "all.csv",
+                                     progress=False)
+    out = tmp_path / "one_by_one.csv"
+    for runs in (["psnr-s1"], ["psnr-s0"], ["psnr-s1"]):
+        assert main(["teaching-models", "score", "--runs", *runs, "--sets", "Set5",
+                     "--metrics", "psnr", "--limit", "2", "--out", str(out), "--update",
+                     "--no-progress"]) == 0
+    assert "wrote 6 per-image scores" in capsys.readouterr().err
+    assert out.read_text() == (tmp_path / "all.csv").read_text()
+    assert EvalResult.from_csv(out).rows == together.rows
+    with pytest.raises(ValueError, match="one_by_one.csv holds sets Set5 and metrics psnr, "
+                                         "not Set5 and ssim"):
+        score_teaching_models(runs=["psnr-s0"], sets=["Set5"], metrics=["ssim"], limit=2,
+                              out=out, update=True, progress=False)
+    with pytest.raises(ValueError, match="one_by_one.csv: its images are not those"):
+        score_teaching_models(runs=["psnr-s0"], sets=["Set5"], metrics=["psnr"], limit=1,
+                              out=out, update=True, progress=False)
