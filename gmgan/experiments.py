@@ -92,6 +92,7 @@ __all__ = [
     "pick_preset",
     "print_estimate",
     "run_name",
+    "table3_config",
     "table3_run",
     "table3_sets",
     "teaching_config",
@@ -325,16 +326,26 @@ def table3_run(training_set: TrainingSet, *, preset: str = "teach", seed: int = 
                verbose: bool = True, threads: int | None = 1) -> RunInfo:
     """GMGAN trained on one of :func:`table3_sets`: phase 2 on that set, from the preset's PSNR
     model of the same seed (one phase 1 for all four sets, so that they differ in phase 2 only)."""
-    base = get_preset(preset)
     parent = teaching_run("psnr", preset=preset, seed=seed, retrain=retrain, verbose=verbose, threads=threads)
-    train_set = None if training_set.train_set == base.train_set else training_set.train_set
-    cfg = teaching_config("gmgan", preset=preset, train_set=train_set, seed=seed, augment8=training_set.augment8,
-                          pretrained_g=parent.generator_path(ema=True))
-    name = run_name("gmgan", preset=preset, train_set=train_set, seed=seed, augment8=training_set.augment8)
+    name, cfg = table3_config(training_set, preset=preset, seed=seed,
+                              pretrained_g=parent.generator_path(ema=True))
     run = ensure_run(name, cfg, preset=preset, parent=parent.run_dir.name, verbose=verbose, threads=threads,
                      retrain=retrain)
     run.parent = parent
     return run
+
+
+def table3_config(training_set: TrainingSet, *, preset: str = "teach", seed: int = 0,
+                  pretrained_g: str | os.PathLike) -> tuple[str, TrainConfig]:
+    """The run name and :class:`TrainConfig` of :func:`table3_run`, without training:
+    phase 2 on ``training_set`` from the generator ``pretrained_g``."""
+    base = get_preset(preset)
+    train_set = None if training_set.train_set == base.train_set else training_set.train_set
+    cfg = teaching_config("gmgan", preset=preset, train_set=train_set, seed=seed,
+                          augment8=training_set.augment8, pretrained_g=pretrained_g)
+    name = run_name("gmgan", preset=preset, train_set=train_set, seed=seed,
+                    augment8=training_set.augment8)
+    return name, cfg
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,87 @@
+"""Ship the production runs of issue 19 as the package's teaching models.
+
+    python benchmarks/results/production/ship.py --check   # only compare the keys
+    python benchmarks/results/production/ship.py           # compare, then copy
+
+The runs that ``natural_pilot/production_runs.py`` trained were exported, as each finished,
+into ``models/teach/<name>`` beside this file (``gmgan.runs.export_run``: config, logs,
+validation, the moving-average generator, and the raw one for GMGAN). For every phase-2 model
+of ``gmgan.experiments.teaching_plan`` this script checks that the staged run's configuration
+key is the key of what ``teaching_run`` / ``table3_run`` train now, i.e. that the ``teach``
+preset carries the recipe the runs were trained with; only then it copies each run to
+``gmgan/teaching_models/teach/<name>`` (the raw generator only for ``SHIP_RAW``), with
+``run.json`` naming its parent, the shipped PSNR model of its seed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from gmgan.config import TrainConfig
+from gmgan.experiments import (SHIP_RAW, SHIPPED_DIR, config_key, export_run, load_run, run_name,
+                               table3_config, teaching_config, teaching_plan)
+
+STAGED = Path(__file__).resolve().parent / "models" / "teach"
+
+
+def planned(preset: str = "teach") -> dict[str, tuple[TrainConfig, str]]:
+    """``{run name: (configuration, parent run name)}`` of every phase-2 model of the plan,
+    each from the shipped PSNR model of its seed."""
+    plan = {}
+    for what, kwargs in teaching_plan(preset):
+        if what == "psnr":
+            continue
+        seed = kwargs["seed"]
+        parent = f"psnr-s{seed}"
+        weights = SHIPPED_DIR / preset / parent / "pretrain" / "G_ema.safetensors"
+        if what == "table3":
+            name, cfg = table3_config(kwargs["training_set"], preset=preset, seed=seed,
+                                      pretrained_g=weights)
+        else:
+            name = run_name(what, preset=preset, seed=seed)
+            cfg = teaching_config(what, preset=preset, seed=seed, pretrained_g=weights)
+        plan[name] = (cfg, parent)
+    return plan
+
+
+def differences(staged: dict, expected: dict) -> list[str]:
+    """The fields where two configuration keys differ, as ``field: staged -> expected``."""
+    return [f"{k}: {staged.get(k)!r} -> {expected.get(k)!r}"
+            for k in sorted(set(staged) | set(expected)) if staged.get(k) != expected.get(k)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare the keys, copy nothing")
+    args = parser.parse_args(argv)
+    plan = planned()
+    problems = []
+    for name, (cfg, _) in plan.items():
+        record = STAGED / name / "run.json"
+        if not record.is_file():
+            problems.append(f"{name}: not staged (no {record})")
+            continue
+        # through JSON, as run.json holds it (tuples become lists)
+        expected = json.loads(json.dumps(config_key(cfg), default=str))
+        diff = differences(json.loads(record.read_text())["key"], expected)
+        if diff:
+            problems.append(f"{name}: staged key differs from the preset's: " + "; ".join(diff))
+    for line in problems:
+        print(line)
+    if problems or args.check:
+        print(f"{len(plan) - len(problems)} of {len(plan)} staged runs match the teach preset")
+        return 1 if problems else 0
+    for name, (_, parent) in plan.items():
+        dst = export_run(load_run(STAGED / name, preset="teach"), SHIPPED_DIR / "teach" / name,
+                         raw=name in SHIP_RAW)
+        record = json.loads((dst / "run.json").read_text())
+        record["parent"] = parent
+        (dst / "run.json").write_text(json.dumps(record, indent=1))
+        print(f"shipped {name} (parent {parent})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
