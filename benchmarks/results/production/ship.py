@@ -20,8 +20,17 @@ import sys
 from pathlib import Path
 
 from gmgan.config import TrainConfig
-from gmgan.experiments import (SHIP_RAW, SHIPPED_DIR, config_key, export_run, load_run, run_name,
-                               table3_config, teaching_config, teaching_plan)
+from gmgan.experiments import (
+    SHIP_RAW,
+    SHIPPED_DIR,
+    config_key,
+    export_run,
+    load_run,
+    run_name,
+    table3_config,
+    teaching_config,
+    teaching_plan,
+)
 
 STAGED = Path(__file__).resolve().parent / "models" / "teach"
 
