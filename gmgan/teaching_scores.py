@@ -6,6 +6,7 @@ and Urban100 (200 images, many of them large). Scoring every shipped model on th
 an hour or more on a CPU, so :func:`score_teaching_models` does it once, by command::
 
     gmgan teaching-models score                 # BSD100 + Urban100, psnr ssim gmsd niqe hf
+    gmgan teaching-models score --runs gmgan-s0 --update   # one model into the same file
 
 and writes every score of every image to ``gmgan/teaching_models/scores/<preset>.csv``
 (:meth:`gmgan.evaluate.EvalResult.to_csv` with ``per_image=True``). The notebooks read it
