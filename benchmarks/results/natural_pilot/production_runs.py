@@ -3,14 +3,18 @@
     GMGAN_DATA=... GMGAN_DERIVED=/work/runs/derived OMP_NUM_THREADS=1 \
         nice -n 10 python benchmarks/results/natural_pilot/production_runs.py VARIANT SEED
 
-VARIANT: gmgan | gmgan-no-lq | x1 | imagenet-like | textures (the last three: notebook 08's
-Table 3 sets); SEED 0, 1 or 2. Each run goes through gmgan.runs.ensure_run into
-GMGAN_DERIVED/models/teach/<run name>, from the shipped PSNR model of its seed: a stopped run
+VARIANT: psnr | gmgan | gmgan-no-lq | x1 | imagenet-like | textures (the last three: notebook
+08's Table 3 sets); SEED 0, 1, 2, or more for the extra seeds of the paired tests. Each run goes
+through gmgan.runs.ensure_run into GMGAN_DERIVED/models/teach/<run name>; a phase-2 run starts
+from the shipped PSNR model of its seed, or where none is shipped (seeds 3+) from the one that
+`production_runs.py psnr SEED` trained there (phase 1 of the teach preset). A stopped run
 (SIGTERM writes a checkpoint; a killed one has one every 100 updates) resumes from it when the
 same command runs again, and a finished one holds run.json for export_run once the teach preset
 carries RECIPE (see README.md, "Fourth session").
 """
 import sys
+
+from gmgan.cache import derived_dir
 from gmgan.experiments import SHIPPED_DIR, run_name, table3_sets, teaching_config
 from gmgan.runs import ensure_run
 
@@ -20,7 +24,18 @@ RECIPE = dict(gan_iters=4000, gan_lr=2e-4, gan_lr_halve_every=1500, critic_lr=1e
 variant, seed = sys.argv[1], int(sys.argv[2])
 if len(sys.argv) > 3:
     RECIPE["gan_iters"] = int(sys.argv[3])
+if variant == "psnr":
+    cfg = teaching_config("psnr", seed=seed, ckpt_every=500, keep_last=2)
+    print(f"psnr-s{seed}: {cfg.pretrain_iters} updates", flush=True)
+    run = ensure_run(f"psnr-s{seed}", cfg, preset="teach", threads=1, retrain=True)
+    print(f"psnr-s{seed}: done in {run.run_dir}", flush=True)
+    sys.exit(0)
 parent = SHIPPED_DIR / "teach" / f"psnr-s{seed}" / "pretrain" / "G_ema.safetensors"
+if not parent.is_file():  # an extra seed: the PSNR model trained by `psnr SEED`
+    folder = derived_dir("models", "teach", f"psnr-s{seed}", create=False)
+    parent = folder / "pretrain" / "G_ema.safetensors"
+    if not parent.is_file():
+        sys.exit(f"no PSNR model of seed {seed}: run `production_runs.py psnr {seed}` first")
 extra, kind = {}, "gmgan"
 if variant == "gmgan-no-lq":
     kind = "gmgan-no-lq"
