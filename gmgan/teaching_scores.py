@@ -108,7 +108,7 @@ def score_teaching_models(preset: str = "teach", *, sets: Iterable[str] = POOLED
     path = Path(out) if out is not None else scores_path(preset)
     sets, metrics = list(sets), list(metrics)
     old = _scores_to_update(path, sets, metrics) if update else None
-    models = {BICUBIC: None, **{name: str(path) for name, path in generators.items()}}
+    models = {BICUBIC: None, **{name: str(weights) for name, weights in generators.items()}}
     if old is not None and BICUBIC in old.methods:
         del models[BICUBIC]
     result = evaluate(models, sets=sets, metrics=metrics, limit=limit, device="cpu",

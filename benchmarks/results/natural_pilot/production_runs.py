@@ -25,7 +25,7 @@ variant, seed = sys.argv[1], int(sys.argv[2])
 if len(sys.argv) > 3:
     RECIPE["gan_iters"] = int(sys.argv[3])
 if variant == "psnr":
-    cfg = teaching_config("psnr", seed=seed, ckpt_every=500, keep_last=2)
+    cfg = teaching_config("psnr", seed=seed)
     print(f"psnr-s{seed}: {cfg.pretrain_iters} updates", flush=True)
     run = ensure_run(f"psnr-s{seed}", cfg, preset="teach", threads=1, retrain=True)
     print(f"psnr-s{seed}: done in {run.run_dir}", flush=True)

@@ -68,13 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     plan = planned()
     problems = []
     for name, (cfg, _) in plan.items():
-        record = STAGED / name / "run.json"
-        if not record.is_file():
-            problems.append(f"{name}: not staged (no {record})")
+        saved = STAGED / name / "config.yaml"
+        if not saved.is_file():
+            problems.append(f"{name}: not staged (no {saved})")
             continue
-        # through JSON, as run.json holds it (tuples become lists)
-        expected = json.loads(json.dumps(config_key(cfg), default=str))
-        diff = differences(json.loads(record.read_text())["key"], expected)
+        # The key of the saved configuration, as ensure_run will compare it once shipped.
+        diff = differences(config_key(TrainConfig.from_yaml(saved)), config_key(cfg))
         if diff:
             problems.append(f"{name}: staged key differs from the preset's: " + "; ".join(diff))
     for line in problems:
