@@ -498,14 +498,21 @@ def test_critic_optimizer_makes_the_delta_weighted_critic_learn_like_the_unweigh
     eps (Adam is invariant to a constant loss factor except through eps); the default eps on the
     delta-weighted loss does not: most critic gradients are then below eps."""
     delta = 5e-3
+    start = _critic_trajectory(1.0, train_mod.ADAM_EPS, steps=0)
     reference = _critic_trajectory(1.0, train_mod.ADAM_EPS)
     ours = _critic_trajectory(delta, None)
-    for a, b in zip(ours, reference):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     naive = _critic_trajectory(delta, train_mod.ADAM_EPS)
-    moved_ref = sum(float((b - a0).abs().sum()) for a0, b in zip(_critic_trajectory(1.0, 1e-8, steps=0), reference))
-    moved_naive = sum(float((b - a0).abs().sum()) for a0, b in zip(_critic_trajectory(1.0, 1e-8, steps=0), naive))
-    assert moved_naive < 0.9 * moved_ref  # the unscaled eps damps the critic's steps
+
+    def distance(xs, ys):
+        return sum(float((x - y).abs().sum()) for x, y in zip(xs, ys))
+
+    moved = distance(reference, start)
+    # Rounding differs between delta * l_DA and l_DA, and Adam's step m / sqrt(v) magnifies it
+    # for weights whose gradient is near zero, so compare paths as a whole, not weight by weight:
+    # ours ends about 2e-6 of the distance travelled away from the reference, naive about 0.4.
+    assert distance(ours, reference) < 1e-4 * moved
+    assert distance(naive, reference) > 0.1 * moved
+    assert distance(naive, start) < 0.9 * moved  # the unscaled eps damps the critic's steps
 
 
 # ---------------------------------------------------------------------- a random VGG19 standing in for l_P
