@@ -205,16 +205,18 @@ def teaching_config(variant: str = "gmgan", *, preset: str = "teach", train_set:
     ``train_set`` and ``seed``, and last ``overrides``. Phase-2 variants need ``pretrained_g``
     (the parent's generator; :func:`teaching_run` fills it in).
 
-    ``speed`` is ``reference`` (eager fp32, how the shipped models were trained: gmgan.speed),
-    so that a model trained again, or notebook 06's live run, repeats the shipped log bit for
-    bit on a CPU like the one that trained them, at their one thread; ``speed="fast"`` in
-    ``overrides`` trains faster and rounds differently, which phase 2's critic amplifies within
-    a few updates (``speed`` is not part of the configuration key)."""
+    ``speed`` is how the shipped models were trained (gmgan.speed): ``reference`` (eager fp32)
+    for the PSNR models, ``fast`` for phase 2 (1.24x faster at one thread in
+    ``benchmarks/results/cpu.md``; its 4,000 updates at conv5_4 are the long part). A model trained again on a CPU like the one that trained it,
+    at its one thread, repeats the shipped log bit for bit; on another CPU phase 2 rounds
+    differently, which the critic amplifies within a few updates, so its scores move by about
+    the spread between seeds (``speed`` is not part of the configuration key)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known variants: {', '.join(VARIANTS)}")
     fields, _, _ = VARIANTS[variant]
-    values: dict[str, Any] = {"seed": seed, "speed": "reference", **fields}
     base = get_preset(preset, **fields)
+    speed = "fast" if "gan" in base.phases() else "reference"
+    values: dict[str, Any] = {"seed": seed, "speed": speed, **fields}
     if "gan" in base.phases() and "perceptual_weights" not in overrides and base.perceptual_weights == "imagenet":
         values["perceptual_weights"] = default_perceptual_weights(preset)  # fetched, or refused
     if train_set is not None:

@@ -35,11 +35,13 @@ __all__ = [
 
 #: CPU seconds per generator update of the ``teach`` preset, training on one thread (see
 #: :func:`gmgan.runs.ensure_run`), measured with the trainer on the 2-core machine the
-#: notebooks were made on:
-#: 1000 phase-1 updates took 200 s and 300 phase-2 updates 201 s of CPU time, validation included
-#: (about 30 s of it in each). On a busy machine the wall-clock time is longer. Estimates for other
-#: configurations scale these by the ratio of their FLOPs (:func:`estimate_seconds`).
-CPU_SECONDS_PER_UPDATE: dict[str, float] = {"pretrain": 0.17, "gan": 0.57}
+#: notebooks were made on. Phase 1 (``speed="reference"``): 1000 updates took 200 s of CPU
+#: time, validation included. Phase 2 (conv5_4, noise inputs, ``speed="fast"``, as
+#: :func:`gmgan.experiments.teaching_config` trains it): the eight 4,000-update production runs
+#: of issue 19 took 2,155-2,466 s each (mean 2,315 s), two at a time, one core each. On a busy
+#: machine the wall-clock time is longer. Estimates for other configurations scale these by the
+#: ratio of their FLOPs (:func:`estimate_seconds`).
+CPU_SECONDS_PER_UPDATE: dict[str, float] = {"pretrain": 0.17, "gan": 0.58}
 
 #: Seconds per update of the ``paper`` preset on one NVIDIA H200, measured with the trainer in its
 #: default fp32 eager mode, median over steps 16-60 (phase 1) and 11-40 (phase 2) of short runs
@@ -138,7 +140,7 @@ def estimate_seconds(cfg: TrainConfig, device: str = "cpu") -> float | None:
         if per_update is None:
             return None
         # The VGG19 layer counts too: conv5_4 on the teach preset's 48-px patches is 2.8x the
-        # FLOPs of its conv2_2 update, and it measured 2.4x the seconds (issue 19's pilots).
+        # FLOPs of a conv2_2 update, and it measured 2.4x the seconds (issue 19's pilots).
         ratio = phase_flops(cfg, phase) / phase_flops(reference, phase)
         total += cfg.iters(phase) * per_update * ratio
     return total

@@ -50,7 +50,8 @@ a conv5_4 update, beat oneDNN (forward and input gradient, batch 16, one thread,
 oneDNN channels-last): Winograd F(2x2, 3x3) written in torch operations was 1.2x faster on
 the 512-channel 6x6 layers but 0.2-0.65x on the others, and im2col + GEMM 0.2-1.1x.
 
-:func:`gmgan.experiments.teaching_config` picks ``reference``: the book's teaching runs
+:func:`gmgan.experiments.teaching_config` picks the mode that trained the shipped model
+(``reference`` for the PSNR models, ``fast`` for phase 2), so that the book's teaching runs
 repeat the shipped models' logs.
 """
 
