@@ -26,8 +26,9 @@ update: the cost of the recipe, not of the run's validation or checkpoints.
 Writes ``<out>/natural_pilot.md`` (a table) and ``natural_pilot.jsonl`` (one line per
 generator, with the recipe: the config fields that differ from the ``teach`` preset).
 
-``--collect`` gathers every record of ``benchmarks/results/natural_pilot`` into the file the
-package ships for notebook 06 (:func:`gmgan.teaching_scores.load_pilots`).
+``--collect`` gathers every record of ``benchmarks/results/natural_pilot``, and the shipped
+GMGAN models' records in ``benchmarks/results/production``, into the file the package ships
+for notebook 06 (:func:`gmgan.teaching_scores.load_pilots`).
 """
 
 from __future__ import annotations
@@ -87,22 +88,35 @@ SHIPPED_FIELDS = ("run", "model", "updates", "images", "recipe", "hf_median", "n
                   "psnr_bsd", "psnr_set5", "colour_max_abs")
 
 
-def collect(records: Path = DEFAULT_OUT, out: Path | None = None) -> Path:
-    """Every record in ``records`` (its ``*.jsonl``, in name order: the order they were made)
-    as the one file the package ships, ``gmgan/teaching_models/pilots/teach.jsonl``, each
-    row with ``source`` (its file's stem) and ``images`` (the BSD100 images it was scored
-    on: the row's own field; records older than that field take it from the title of the
-    table beside them). Returns the file written."""
+#: The records of the shipped GMGAN models (``benchmarks/results/production/gmgan-sN.jsonl``,
+#: one file a seed, made by ``--stem gmgan-sN``): the recipe the pilots chose, at production.
+PRODUCTION_RECORDS = DEFAULT_OUT.parent / "production"
+
+
+def collect(records: Path = DEFAULT_OUT, out: Path | None = None,
+            production: Path | None = PRODUCTION_RECORDS) -> Path:
+    """Every record in ``records`` (its ``*.jsonl``, in name order: the order they were made),
+    then the shipped models' records in ``production`` (its ``gmgan-s<seed>.jsonl``; None:
+    none), as the one file the package ships, ``gmgan/teaching_models/pilots/teach.jsonl``.
+    Each row has ``source`` (its file's stem; ``production/<stem>`` for the shipped models)
+    and ``images`` (the BSD100 images it was scored on: the row's own field; records older
+    than that field take it from the title of the table beside them). Returns the file
+    written."""
     from gmgan.teaching_scores import pilots_path
 
     out = pilots_path("teach") if out is None else out
+    files = [(path, path.stem) for path in sorted(records.glob("*.jsonl"))]
+    if production is not None:
+        seeds = sorted(production.glob("gmgan-s[0-9]*.jsonl"),
+                       key=lambda path: int(path.stem.removeprefix("gmgan-s")))
+        files += [(path, f"production/{path.stem}") for path in seeds]
     rows = []
-    for path in sorted(records.glob("*.jsonl")):
+    for path, source in files:
         for line in path.read_text().splitlines():
             record = json.loads(line)
             if record.get("images") is None:
                 record["images"] = _images_from_title(path.with_suffix(".md"))
-            rows.append({"source": path.stem,
+            rows.append({"source": source,
                          **{k: record.get(k) for k in SHIPPED_FIELDS}})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(row) + "\n" for row in rows))
@@ -331,7 +345,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--collect", action="store_true",
-                        help="only gather the records of --out into the package's pilots file")
+                        help="only gather the records of --out (and of the shipped models) into the "
+                             "package's pilots file")
     parser.add_argument("--stem", default="natural_pilot")
     parser.add_argument(
         "--time-recipes",

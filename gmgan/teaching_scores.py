@@ -150,10 +150,11 @@ def pilots_path(preset: str = "teach") -> Path:
 
 
 def load_pilots(preset: str = "teach") -> list[dict[str, Any]]:
-    """The pilot runs that chose ``preset``'s phase-2 recipe, oldest first: one dict per
-    scored generator.
+    """The pilot runs that chose ``preset``'s phase-2 recipe, oldest first, then the shipped
+    GMGAN models trained with it: one dict per scored generator.
 
-    Keys: ``source`` (the record's file in ``benchmarks/results/natural_pilot``), ``run``,
+    Keys: ``source`` (the record's file in ``benchmarks/results/natural_pilot``;
+    ``production/gmgan-s<seed>`` for a shipped model's record), ``run``,
     ``model`` (``"gan/G_ema@1497"``: phase, the moving average or the raw ``G``, and the
     checkpoint's update where it is not the run's end; ``"-"`` for bicubic), ``updates``,
     ``images`` (the first N BSD100 images scored), ``recipe`` (the configuration fields that

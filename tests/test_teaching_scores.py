@@ -112,11 +112,17 @@ def test_collect_takes_a_rows_image_count_else_its_tables_title(tmp_path):
     (records / "a_new.jsonl").write_text(json.dumps({**row, "images": 7}) + "\n")
     (records / "b_old.jsonl").write_text(json.dumps(row) + "\n")
     (records / "b_old.md").write_text("# Natural-image pilots: BSD100 first 30 images, Set5\n")
-    made = [json.loads(x) for x in collect(records, tmp_path / "t.jsonl").read_text().splitlines()]
-    assert [(r["source"], r["images"]) for r in made] == [("a_new", 7), ("b_old", 30)]
+    production = tmp_path / "production"
+    production.mkdir()
+    for name in ("gmgan-s10", "gmgan-s2", "gmgan_s0_s1", "notes"):  # only gmgan-s<seed>
+        (production / f"{name}.jsonl").write_text(json.dumps({**row, "images": 100}) + "\n")
+    made = [json.loads(x) for x in collect(records, tmp_path / "t.jsonl", production)
+            .read_text().splitlines()]
+    assert [(r["source"], r["images"]) for r in made] == [
+        ("a_new", 7), ("b_old", 30), ("production/gmgan-s2", 100), ("production/gmgan-s10", 100)]
     (records / "b_old.md").write_text("# something else\n")
     with pytest.raises(ValueError, match="b_old.md: no 'BSD100 first N images'"):
-        collect(records, tmp_path / "t.jsonl")
+        collect(records, tmp_path / "t.jsonl", production=None)
 
 
 def test_a_recipe_reads_as_words():

@@ -469,6 +469,37 @@ def test_import_is_light():
     assert out.stdout.strip() == "False"
 
 
+def test_plot_pilots_draws_each_recipe_as_a_path_and_the_shipped_models_as_stars():
+    def pilot(run, model, updates, images, recipe, hf, source="pilot"):
+        return {"source": source, "run": run, "model": model, "updates": updates,
+                "images": images, "recipe": recipe, "hf_median": hf, "niqe_mean": 7 - 4 * hf,
+                "psnr_set5": 30.5 - 5 * hf}
+
+    gan = {"phase": "gan", "delta": 0.1}
+    pilots = [pilot("bicubic", "-", None, 30, {}, 0.03),
+              pilot("psnr-s0", "pretrain/G_ema", 5000, 100, {"phase": "pretrain"}, 0.17),
+              pilot("d", "gan/G_ema@1000", 1000, 30, gan, 0.3),
+              pilot("d", "gan/G_ema", 4000, 100, gan, 0.5),
+              pilot("d", "gan/G@1000", 1000, 30, gan, 0.4),
+              pilot("head", "gan/G_ema", 600, 30, {**gan, "noise_head": True}, 0.9),
+              pilot("gmgan-s0", "gan/G_ema", 4000, 100, gan, 0.53, "production/gmgan-s0"),
+              pilot("gmgan-s0", "gan/G", 4000, 100, gan, 0.54, "production/gmgan-s0")]
+    fig = viz.plot_pilots(pilots)
+    hf_axes, niqe_axes = fig.axes
+    # three paths (PSNR model; delta 0.1 moving average; its raw G), the noise head left out
+    paths = [line for line in hf_axes.lines if len(line.get_xdata())]
+    assert sorted(len(line.get_xdata()) for line in paths) == [1, 1, 2]
+    ema = next(line for line in paths if len(line.get_xdata()) == 2)
+    assert list(ema.get_xdata()) == [0.3, 0.5] and ema.get_linestyle() == "-"
+    points = np.concatenate([c.get_offsets() for c in hf_axes.collections])
+    assert 0.9 not in points[:, 0] and 0.03 not in points[:, 0]
+    stars = [c for c in hf_axes.collections if c.get_sizes()[0] > 100]  # the large markers
+    assert sorted(float(c.get_offsets()[0, 0]) for c in stars) == [0.53, 0.54]
+    assert [t.get_text() for t in hf_axes.texts] == ["1,000", "4,000"]
+    assert niqe_axes.get_xlabel().startswith("NIQE")
+    assert "shipped (EMA; raw hollow)" in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
 def test_markdown_table_renders_a_table_with_a_caption():
     table = viz.markdown_table(["model", "PSNR (dB)"], [("bicubic", "28.43"), ("GMGAN", 26.7)],
                                caption="**Set5**")

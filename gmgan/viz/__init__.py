@@ -21,7 +21,8 @@ ONE output that carries two views, and the reader's front end picks one:
 
 The static view's metrics are those of the whole image (with the usual border shave); the live view's
 are those of the visible region. Plot helpers (:func:`show_images`, :func:`diff_map`,
-:func:`show_diff`, :func:`plot_curves`, :func:`show_gms_map`, :func:`colorize`) return matplotlib
+:func:`show_diff`, :func:`plot_curves`, :func:`plot_pilots`, :func:`show_gms_map`,
+:func:`colorize`) return matplotlib
 figures or images; :func:`markdown_table` returns a table for display.
 
 The modules, one topic each: :mod:`~gmgan.viz.style` (the figure style), :mod:`~gmgan.viz.compare`
@@ -33,8 +34,8 @@ cheap. Only notebooks import this package; the rest of gmgan never does.
 """
 from gmgan.viz.compare import BeforeAfter, compare
 from gmgan.viz.images import Region, display_scale, png_data_uri, to_uint8, view_region
-from gmgan.viz.plots import (colorize, diff_map, markdown_table, plot_curves, show_diff,
-                             show_gms_map, show_images)
+from gmgan.viz.plots import (colorize, diff_map, markdown_table, plot_curves, plot_pilots,
+                             show_diff, show_gms_map, show_images)
 from gmgan.viz.style import BOOK_RC, COLUMN_WIDTH, MIN_PANEL_WIDTH, book_style
 from gmgan.viz.sweep import Sweep, sweep
 
@@ -52,6 +53,7 @@ __all__ = [
     "display_scale",
     "markdown_table",
     "plot_curves",
+    "plot_pilots",
     "png_data_uri",
     "show_diff",
     "show_gms_map",

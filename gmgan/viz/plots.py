@@ -239,3 +239,68 @@ def markdown_table(header: Sequence[Any], rows: Sequence[Sequence[Any]], *, capt
     lines = ["| " + " | ".join(str(c) for c in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return Markdown((f"{caption}\n\n" if caption else "") + "\n".join(lines))
+
+
+#: Colours of :func:`plot_pilots`' series: phase 1 (the PSNR model) and each adversarial weight.
+_PILOT_COLOURS = {None: "black", 0.005: "C0", 0.02: "C1", 0.1: "C3"}
+
+
+def plot_pilots(pilots: Sequence[Mapping[str, Any]], *, annotate_delta: float = 0.1):
+    """The pilots of a phase-2 recipe (:func:`gmgan.teaching_scores.load_pilots`) on two
+    perception-distortion planes: PSNR on Set5 (dB) against the HF ratio (median over the
+    BSD100 images, up = sharper) and against NIQE (mean, left = more natural).
+
+    One line per (adversarial weight delta, moving average or raw generator), in the order of
+    the updates: circles the moving average, triangles the raw ``G``; filled markers were scored
+    on all 100 BSD100 images, hollow ones on the first 30. Stars are the shipped models
+    (``source`` ``production/...``), one a seed. The updates of the ``annotate_delta`` moving
+    average are written beside it. Pilots with a noise head (``noise_head`` in their recipe:
+    an output that wrecked colour, NIQE 14) and bicubic are left out of the plot.
+
+    Returns:
+        the matplotlib Figure (two axes sharing the PSNR axis).
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(COLUMN_WIDTH, 4.4), sharey=True, layout="constrained")
+    series: dict[tuple, list[Mapping[str, Any]]] = {}
+    shipped = []
+    for p in pilots:
+        if p["run"] == "bicubic" or p["recipe"].get("noise_head"):
+            continue
+        gan = p["recipe"].get("phase") == "gan"
+        delta = p["recipe"].get("delta", 0.005) if gan else None  # 0.005: the paper's delta
+        raw = p["model"].split("@")[0].endswith("/G")
+        if p["source"].startswith("production/"):
+            if gan:
+                shipped.append((p, raw))
+            continue
+        series.setdefault((delta, raw), []).append(p)
+    for ax, key, label in zip(axes, ("hf_median", "niqe_mean"),
+                              ("HF ratio (median over BSD100)", "NIQE (mean over BSD100)")):
+        for (delta, raw), points in series.items():
+            points = sorted(points, key=lambda p: (p["updates"], p["images"]))
+            colour = _PILOT_COLOURS.get(delta, "grey")
+            ax.plot([p[key] for p in points], [p["psnr_set5"] for p in points],
+                    ":" if raw else "-", color=colour, lw=1)
+            for p in points:
+                ax.scatter(p[key], p["psnr_set5"], marker="^" if raw else "o", s=30,
+                           color=colour, facecolor=colour if p["images"] >= 100 else "white",
+                           zorder=3)
+                if key == "hf_median" and delta == annotate_delta and not raw:
+                    ax.annotate(f"{p['updates']:,}", (p[key], p["psnr_set5"]),
+                                textcoords="offset points", xytext=(4, 4), fontsize=8)
+        for p, raw in shipped:
+            ax.scatter(p[key], p["psnr_set5"], marker="*", s=110, zorder=4, color="C3",
+                       facecolor="white" if raw else "C3")
+        ax.set(xlabel=label)
+        ax.grid(True, alpha=0.3)
+    axes[0].set(ylabel="PSNR on Set5 (dB)")
+    for delta, colour in _PILOT_COLOURS.items():
+        name = "PSNR model" if delta is None else f"delta {delta:g}"
+        axes[1].plot([], [], "o-", color=colour, label=name)
+    axes[1].plot([], [], "^:", color="grey", label="raw generator")
+    if shipped:
+        axes[1].scatter([], [], marker="*", s=110, color="C3", label="shipped (EMA; raw hollow)")
+    fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncol=3,
+               fontsize=8)
+    return fig
