@@ -546,7 +546,8 @@ def interpolate(a: Any, b: Any, alpha: float) -> dict[str, torch.Tensor]:
     Args:
         a, b: checkpoint paths (anything :func:`gmgan.nets.load_generator` reads), state dicts
             (any key layout :func:`gmgan.nets.convert_state_dict` knows) or modules. They must have
-            the same keys and shapes.
+            the same keys and shapes, except the noise strengths of noise inputs
+            (``noise_strength_up1`` / ``_up2``): where one model has none, they count as zero.
         alpha: weight of B, a float in [0, 1]: 0 gives A, 1 gives B.
 
     Returns:
@@ -564,7 +565,14 @@ def interpolate(a: Any, b: Any, alpha: float) -> dict[str, torch.Tensor]:
                          f"1 = model B), "
                          f"got {alpha!r}")
     alpha = float(alpha)
-    sd_a, sd_b = _state_dict_of(a, "A"), _state_dict_of(b, "B")
+    sd_a, sd_b = dict(_state_dict_of(a, "A")), dict(_state_dict_of(b, "B"))
+    # A generator without noise inputs is the same network with noise strengths of zero (phase
+    # 2 switches them on at zero), so a PSNR model interpolates with a GAN model that has them:
+    # the mixed network adds alpha times the GAN's noise.
+    for one, other in ((sd_a, sd_b), (sd_b, sd_a)):
+        for key in set(other) - set(one):
+            if key.startswith("noise_strength_"):
+                one[key] = torch.zeros_like(other[key])
     only_a, only_b = sorted(set(sd_a) - set(sd_b)), sorted(set(sd_b) - set(sd_a))
     if only_a or only_b:
         raise ValueError(f"interpolate: the two models have different parameters "

@@ -339,6 +339,32 @@ def test_interpolate_accepts_models_paths_and_esrgan_keys(tmp_path):
     assert pb.exists() and all(torch.equal(loaded[k], ref[k]) for k in ref)
 
 
+def test_interpolate_takes_missing_noise_strengths_as_zero():
+    """A PSNR model (no noise inputs) and its GAN model (noise inputs): alpha = 0 is the
+    PSNR model's output exactly (its noise strength zero), alpha = 1 the GAN model's."""
+    psnr = tiny(seed=1)
+    gan = RRDBNet(num_feat=8, num_grow=4, num_block=1, noise_inject=True)
+    gan.load_state_dict(tiny(seed=2).state_dict(), strict=False)
+    with torch.no_grad():
+        gan.noise_strength_up1.fill_(0.3)
+        gan.noise_strength_up2.fill_(-0.2)
+    for a, b, psnr_end in ((psnr, gan, 0.0), (gan, psnr, 1.0)):
+        mixed = interpolate(a, b, 0.5)
+        assert set(mixed) == set(gan.state_dict())
+        torch.testing.assert_close(mixed["noise_strength_up1"], torch.full((8,), 0.15))
+        ends = {t: load_generator(interpolate(a, b, t)).eval() for t in (0.0, 1.0)}
+        x = torch.rand(1, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            torch.testing.assert_close(ends[psnr_end](x), psnr(x), rtol=0, atol=0)
+            torch.manual_seed(5)
+            drawn = ends[1.0 - psnr_end](x)
+            torch.manual_seed(5)
+            torch.testing.assert_close(drawn, gan(x), rtol=0, atol=0)
+    # other parameters present in one model only are still refused
+    with pytest.raises(ValueError, match="only in B"):
+        interpolate(tiny(num_block=1), tiny(num_block=2), 0.5)
+
+
 def test_interpolate_errors(tmp_path):
     a = tiny(num_block=1).state_dict()
     with pytest.raises(ValueError, match="only in B"):
