@@ -33,9 +33,10 @@
   downloading DIV2K and cutting it into about 32,000 sub-images once, on Colab's 2 CPU cores.
 * ``teach``: the same procedure shrunk to a 2-core CPU (the shipped teaching models
   of :mod:`gmgan.experiments`): a 2-block, 32-feature generator, 48 px HR patches,
-  T91 in its 8 dihedral versions, 5,000 MSE + 4,000 GAN updates (the GAN phase with l_P at
-  conv5_4, a 20x adversarial weight and noise inputs, so that it draws texture; see the comment
-  at ``PRESETS`` for the times and the reasons).
+  T91 in its 8 dihedral versions, 5,000 MSE + 4,000 GAN updates (about 14 + 39 min
+  by ``gmgan.sizing.estimate_seconds`` on 2 CPU cores), the GAN phase with l_P at conv5_4, a
+  20x adversarial weight and noise inputs, so that it draws texture (see the comment at
+  ``PRESETS`` for the reasons).
 
 Notebooks choose with ``gmgan.experiments.pick_preset()``: ``colab`` on a CUDA device, else
 ``teach``; ``gmgan.experiments.print_estimate(cfg)`` prints the estimated time before training.
