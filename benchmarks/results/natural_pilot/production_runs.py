@@ -24,15 +24,16 @@ RECIPE = dict(gan_iters=4000, gan_lr=2e-4, gan_lr_halve_every=1500, critic_lr=1e
 variant, seed = sys.argv[1], int(sys.argv[2])
 if len(sys.argv) > 3:
     RECIPE["gan_iters"] = int(sys.argv[3])
+psnr_name = run_name("psnr", seed=seed)
 if variant == "psnr":
     cfg = teaching_config("psnr", seed=seed)
-    print(f"psnr-s{seed}: {cfg.pretrain_iters} updates", flush=True)
-    run = ensure_run(f"psnr-s{seed}", cfg, preset="teach", threads=1, retrain=True)
-    print(f"psnr-s{seed}: done in {run.run_dir}", flush=True)
+    print(f"{psnr_name}: {cfg.pretrain_iters} updates", flush=True)
+    run = ensure_run(psnr_name, cfg, preset="teach", threads=1, retrain=True)
+    print(f"{psnr_name}: done in {run.run_dir}", flush=True)
     sys.exit(0)
-parent = SHIPPED_DIR / "teach" / f"psnr-s{seed}" / "pretrain" / "G_ema.safetensors"
+parent = SHIPPED_DIR / "teach" / psnr_name / "pretrain" / "G_ema.safetensors"
 if not parent.is_file():  # an extra seed: the PSNR model trained by `psnr SEED`
-    folder = derived_dir("models", "teach", f"psnr-s{seed}", create=False)
+    folder = derived_dir("models", "teach", psnr_name, create=False)
     parent = folder / "pretrain" / "G_ema.safetensors"
     if not parent.is_file():
         sys.exit(f"no PSNR model of seed {seed}: run `production_runs.py psnr {seed}` first")
