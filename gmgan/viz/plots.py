@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from gmgan.config import TrainConfig
 from gmgan.viz.images import to_uint8
 from gmgan.viz.style import COLUMN_WIDTH, MIN_PANEL_WIDTH
 
@@ -242,7 +243,7 @@ def markdown_table(header: Sequence[Any], rows: Sequence[Sequence[Any]], *, capt
 
 
 #: Colours of :func:`plot_pilots`' series: phase 1 (the PSNR model) and each adversarial weight.
-_PILOT_COLOURS = {None: "black", 0.005: "C0", 0.02: "C1", 0.1: "C3"}
+_PILOT_COLOURS = {None: "black", TrainConfig.delta: "C0", 0.02: "C1", 0.1: "C3"}
 
 
 def plot_pilots(pilots: Sequence[Mapping[str, Any]], *, annotate_delta: float = 0.1):
@@ -268,7 +269,8 @@ def plot_pilots(pilots: Sequence[Mapping[str, Any]], *, annotate_delta: float = 
         if p["run"] == "bicubic" or p["recipe"].get("noise_head"):
             continue
         gan = p["recipe"].get("phase") == "gan"
-        delta = p["recipe"].get("delta", 0.005) if gan else None  # 0.005: the paper's delta
+        # a recipe names delta only where it left the preset of its time, the paper's delta
+        delta = p["recipe"].get("delta", TrainConfig.delta) if gan else None
         raw = p["model"].split("@")[0].endswith("/G")
         if p["source"].startswith("production/"):
             if gan:
