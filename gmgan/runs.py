@@ -52,6 +52,7 @@ from gmgan.training.console import SETUP_LOG
 __all__ = [
     "SHIPPED_DIR",
     "RunInfo",
+    "config_differences",
     "config_hash",
     "config_key",
     "ensure_run",
@@ -154,10 +155,16 @@ def _key_of_folder(folder: Path) -> dict[str, Any] | None:
         return None
 
 
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The fields where two configuration keys differ, sorted, each as ``"field old -> new"``."""
+    return [f"{k} {old.get(k)!r} -> {new.get(k)!r}"
+            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
 def _diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) -> str:
-    names = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    parts = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in names[:limit]]
-    return ", ".join(parts) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+    parts = config_differences(old, new)
+    more = f" and {len(parts) - limit} more" if len(parts) > limit else ""
+    return ", ".join(parts[:limit]) + more
 
 
 # ---------------------------------------------------------------------------------------------

@@ -142,3 +142,14 @@ def test_noise_fields_enter_the_key_only_when_set(cache):
         other = apply_overrides(cfg, {field: value})
         assert runs.config_key(other)[field] == value
         assert runs.config_hash(other) != runs.config_hash(cfg)
+
+
+def test_config_differences_lists_each_changed_field_once_sorted():
+    old = {"gan_iters": 2000, "delta": 0.005, "seed": 0}
+    new = {"gan_iters": 4000, "delta": 0.1, "seed": 0, "noise_inject": True}
+    assert runs.config_differences(old, new) == [
+        "delta 0.005 -> 0.1", "gan_iters 2000 -> 4000", "noise_inject None -> True"]
+    assert runs.config_differences(old, dict(old)) == []
+    # the message of ensure_run keeps the first four and counts the rest
+    many = {f"f{i}": i for i in range(6)}
+    assert runs._diff({}, many).endswith("and 2 more")

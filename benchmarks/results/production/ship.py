@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from gmgan.config import TrainConfig
+from gmgan.runs import config_differences
 from gmgan.experiments import (
     SHIP_RAW,
     SHIPPED_DIR,
@@ -55,12 +56,6 @@ def planned(preset: str = "teach") -> dict[str, tuple[TrainConfig, str]]:
     return plan
 
 
-def differences(staged: dict, expected: dict) -> list[str]:
-    """The fields where two configuration keys differ, as ``field: staged -> expected``."""
-    return [f"{k}: {staged.get(k)!r} -> {expected.get(k)!r}"
-            for k in sorted(set(staged) | set(expected)) if staged.get(k) != expected.get(k)]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare the keys, copy nothing")
@@ -73,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             problems.append(f"{name}: not staged (no {saved})")
             continue
         # The key of the saved configuration, as ensure_run will compare it once shipped.
-        diff = differences(config_key(TrainConfig.from_yaml(saved)), config_key(cfg))
+        diff = config_differences(config_key(TrainConfig.from_yaml(saved)), config_key(cfg))
         if diff:
             problems.append(f"{name}: staged key differs from the preset's: " + "; ".join(diff))
     for line in problems:
