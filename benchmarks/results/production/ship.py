@@ -11,6 +11,9 @@ key is the key of what ``teaching_run`` / ``table3_run`` train now, i.e. that th
 preset carries the recipe the runs were trained with; only then it copies each run to
 ``gmgan/teaching_models/teach/<name>`` (the raw generator only for ``SHIP_RAW``), with
 ``run.json`` naming its parent, the shipped PSNR model of its seed.
+
+Once shipped (2026-12-08) the staged copies were removed from the repository: the package holds
+the models. To ship retrained runs, export them into ``models/teach/<name>`` again first.
 """
 from __future__ import annotations
 
