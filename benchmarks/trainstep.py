@@ -225,6 +225,9 @@ class GanStep:
 
         G = self.G
         G.zero_grad(set_to_none=True)
+        # A generator with noise inputs draws new noise on every forward: both forwards
+        # below must draw the same, so each starts from the same seed.
+        torch.manual_seed(self.cfg.seed)
         with self.autocast():
             sr = G(self.lr)
         leaf = sr.detach().requires_grad_(True)
@@ -232,6 +235,7 @@ class GanStep:
         sr.backward(leaf.grad)
         parts = [p.grad.detach().clone() for p in G.parameters()]
         G.zero_grad(set_to_none=True)
+        torch.manual_seed(self.cfg.seed)
         with self.autocast(), frozen(self.D) as critic:
             l_g, _ = self.criterion.generator(G(self.lr), self.hr, critic=critic)
         l_g.backward()
