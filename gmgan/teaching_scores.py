@@ -182,14 +182,16 @@ _RECIPE_WORDS = {
 }
 
 
-def describe_recipe(recipe: Mapping[str, Any]) -> str:
+def describe_recipe(recipe: Mapping[str, Any], fields: Iterable[str] | None = None) -> str:
     """A pilot's recipe as a reader says it, e.g. ``"delta 0.1, l_P at conv5_4, noise
     inputs, lr 0.0002, halved every 1500, EMA 0.999"``; the phase and the run's length
     (``gan_iters``, shown as updates) are left out, and ``"teach preset"`` is a recipe
-    that changes nothing else."""
+    that changes nothing else. ``fields``: say only these (a table column that shows what
+    the pilots varied, e.g. ``("delta", "ema_decay", "noise_inject")``)."""
+    keep = set(fields) if fields is not None else None
     words = [_RECIPE_WORDS.get(k, k.replace("_", " ") + " {}").format(v)
              for k, v in recipe.items() if k not in ("phase", "gan_iters", "pretrain_iters")
-             and v is not False]
+             and v is not False and (keep is None or k in keep)]
     return ", ".join(words) or "teach preset"
 
 

@@ -132,6 +132,10 @@ def test_a_recipe_reads_as_words():
         "lr 0.0002, delta 0.1, l_P at conv5_4, noise inputs, EMA 0.999")
     assert describe_recipe({"phase": "pretrain"}) == "teach preset"
     assert describe_recipe({"n_critic": 5}) == "n critic 5"
+    # a column of what the pilots varied: only the fields asked for, in the record's order
+    assert describe_recipe(recipe, fields=("ema_decay", "delta", "noise_inject")) == (
+        "delta 0.1, noise inputs, EMA 0.999")
+    assert describe_recipe({"phase": "gan"}, fields=("delta",)) == "teach preset"
 
 
 def test_missing_pilot_records_say_how_to_make_them(monkeypatch, tmp_path):
