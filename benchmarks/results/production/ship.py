@@ -23,7 +23,6 @@ import sys
 from pathlib import Path
 
 from gmgan.config import TrainConfig
-from gmgan.runs import config_differences
 from gmgan.experiments import (
     SHIP_RAW,
     SHIPPED_DIR,
@@ -35,6 +34,7 @@ from gmgan.experiments import (
     teaching_config,
     teaching_plan,
 )
+from gmgan.runs import config_differences
 
 STAGED = Path(__file__).resolve().parent / "models" / "teach"
 
