@@ -207,8 +207,9 @@ def teaching_config(variant: str = "gmgan", *, preset: str = "teach", train_set:
 
     ``speed`` is how the shipped models were trained (gmgan.speed): ``reference`` (eager fp32)
     for the PSNR models, ``fast`` for phase 2 (1.24x faster at one thread in
-    ``benchmarks/results/cpu.md``; its 4,000 updates at conv5_4 are the long part). A model trained again on a CPU like the one that trained it,
-    at its one thread, repeats the shipped log bit for bit; on another CPU phase 2 rounds
+    ``benchmarks/results/cpu.md``; its 4,000 updates at conv5_4 are the long part). A model
+    trained again on a CPU like the one that trained it, at its one thread, repeats the
+    shipped log bit for bit; on another CPU phase 2 rounds
     differently, which the critic amplifies within a few updates, so its scores move by about
     the spread between seeds (``speed`` is not part of the configuration key)."""
     if variant not in VARIANTS:
