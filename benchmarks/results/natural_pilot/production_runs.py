@@ -9,8 +9,8 @@ through gmgan.runs.ensure_run into GMGAN_DERIVED/models/teach/<run name>; a phas
 from the shipped PSNR model of its seed, or where none is shipped (seeds 3+) from the one that
 `production_runs.py psnr SEED` trained there (phase 1 of the teach preset). A stopped run
 (SIGTERM writes a checkpoint; a killed one has one every 100 updates) resumes from it when the
-same command runs again, and a finished one holds run.json for export_run once the teach preset
-carries RECIPE (see README.md, "Fourth session").
+same command runs again, and a finished one holds run.json for export_run (see README.md,
+"Fourth session"; the recipe now lives in the teach preset).
 """
 import sys
 
@@ -18,12 +18,14 @@ from gmgan.cache import derived_dir
 from gmgan.experiments import SHIPPED_DIR, run_name, table3_sets, teaching_config
 from gmgan.runs import ensure_run
 
-RECIPE = dict(gan_iters=4000, gan_lr=2e-4, gan_lr_halve_every=1500, critic_lr=1e-3, delta=0.1,
-              perceptual_layer="conv5_4", ema_decay=0.997, noise_inject=True, speed="fast",
-              ckpt_every=100, keep_last=2)
+# The recipe is the teach preset's (and teaching_config trains phase 2 at speed="fast"); these
+# runs only checkpoint more often, so that a session's end costs at most 100 updates. Passing
+# the recipe again here would not change a run's configuration key (checked when the preset
+# took it over: the same key, so unfinished runs resume).
+RUN = {"ckpt_every": 100, "keep_last": 2}
 variant, seed = sys.argv[1], int(sys.argv[2])
 if len(sys.argv) > 3:
-    RECIPE["gan_iters"] = int(sys.argv[3])
+    RUN["gan_iters"] = int(sys.argv[3])
 psnr_name = run_name("psnr", seed=seed)
 if variant == "psnr":
     cfg = teaching_config("psnr", seed=seed)
@@ -46,7 +48,7 @@ elif variant in ("x1", "imagenet-like", "textures"):
     extra = {"augment8": ts.augment8}
     if ts.train_set != "T91":
         extra["train_set"] = ts.train_set
-cfg = teaching_config(kind, seed=seed, pretrained_g=parent, **extra, **RECIPE)
+cfg = teaching_config(kind, seed=seed, pretrained_g=parent, **extra, **RUN)
 name = run_name(kind, train_set=extra.get("train_set"), seed=seed, augment8=extra.get("augment8"))
 print(f"{name}: {cfg.gan_iters} updates", flush=True)
 run = ensure_run(name, cfg, preset="teach", parent=None, threads=1, retrain=True)
