@@ -47,7 +47,7 @@ def planned(preset: str = "teach") -> dict[str, tuple[TrainConfig, str]]:
         if what == "psnr":
             continue
         seed = kwargs["seed"]
-        parent = f"psnr-s{seed}"
+        parent = run_name("psnr", preset=preset, seed=seed)
         weights = SHIPPED_DIR / preset / parent / "pretrain" / "G_ema.safetensors"
         if what == "table3":
             name, cfg = table3_config(kwargs["training_set"], preset=preset, seed=seed,
